@@ -1,0 +1,169 @@
+//! contctl ↔ contd messages (the api socket).
+//!
+//! After the [`Hello`](crate::Hello) exchange the client sends [`Request`]s
+//! and reads [`Response`]s: one response per request, except
+//! [`Request::Logs`], answered by any number of [`Response::LogData`] and a
+//! final [`Response::LogEnd`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ErrorReply, ExitRecord, Status};
+
+/// What a caller asks for when creating a container; contd turns it into a
+/// full OCI `config.json` with secure defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateRequest {
+    /// Tenant namespace.
+    pub ns: String,
+    /// Container name, unique within `ns`.
+    pub name: String,
+    /// Absolute path of the root filesystem directory.
+    pub rootfs: String,
+    /// Argument vector of init; empty means `sh`.
+    pub args: Vec<String>,
+    /// `KEY=VALUE` entries added to the default environment.
+    pub env: Vec<String>,
+    /// Working directory inside the container (default `/`).
+    pub cwd: Option<String>,
+    /// `(uid, gid)` to run as (default root).
+    pub user: Option<(u32, u32)>,
+    /// Hostname (default: the container name).
+    pub hostname: Option<String>,
+    /// Memory limit in bytes.
+    pub memory: Option<u64>,
+    /// Maximum number of processes.
+    pub pids_limit: Option<i64>,
+    /// Path of a network namespace to join; none = a fresh private one.
+    pub network: Option<String>,
+    /// Free-form labels, kept and shown by inspect.
+    pub labels: Vec<(String, String)>,
+    /// Start the container once created (`run`).
+    pub start: bool,
+}
+
+/// One container as `inspect` and `ps` report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    /// Tenant namespace.
+    pub ns: String,
+    /// Container name.
+    pub name: String,
+    /// Current status, derived from the monitor.
+    pub status: Status,
+    /// Host pid of init while it lives.
+    pub pid: Option<i32>,
+    /// How init ended, once it has.
+    pub exit: Option<ExitRecord>,
+    /// Where the container's log is written.
+    pub log_path: String,
+    /// The root filesystem the container was created from.
+    pub rootfs: String,
+    /// Init's argument vector.
+    pub args: Vec<String>,
+    /// Creation time (unix nanoseconds).
+    pub created_at: i64,
+    /// Labels from the create request.
+    pub labels: Vec<(String, String)>,
+    /// Set when contd cannot vouch for the status (monitor gone, no record).
+    pub error: Option<String>,
+}
+
+/// A request on the api socket. Variants are append-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Create (and with `start`, start) a container.
+    Create(CreateRequest),
+    /// Start a created container.
+    Start {
+        /// Namespace.
+        ns: String,
+        /// Name.
+        name: String,
+    },
+    /// Report one container.
+    Inspect {
+        /// Namespace.
+        ns: String,
+        /// Name.
+        name: String,
+    },
+    /// Report the containers of one namespace, or of all when `ns` is `None`.
+    List {
+        /// Namespace filter.
+        ns: Option<String>,
+    },
+    /// Stream the container's log text.
+    Logs {
+        /// Namespace.
+        ns: String,
+        /// Name.
+        name: String,
+    },
+    /// SIGTERM, wait up to `timeout_secs`, then SIGKILL.
+    Stop {
+        /// Namespace.
+        ns: String,
+        /// Name.
+        name: String,
+        /// Grace period in seconds.
+        timeout_secs: u32,
+    },
+    /// Send a signal to init.
+    Kill {
+        /// Namespace.
+        ns: String,
+        /// Name.
+        name: String,
+        /// Signal number.
+        signal: i32,
+    },
+    /// Release every resource of the container (logs stay).
+    Remove {
+        /// Namespace.
+        ns: String,
+        /// Name.
+        name: String,
+        /// Kill the container first if it runs.
+        force: bool,
+    },
+    /// Wait until init exits and report how.
+    Wait {
+        /// Namespace.
+        ns: String,
+        /// Name.
+        name: String,
+    },
+}
+
+/// Which stream a log chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stream {
+    /// The container's stdout.
+    Stdout,
+    /// The container's stderr.
+    Stderr,
+}
+
+/// A response on the api socket. Variants are append-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The request succeeded and has nothing to report.
+    Ok,
+    /// One container.
+    Container(ContainerInfo),
+    /// Several containers.
+    Containers(Vec<ContainerInfo>),
+    /// A piece of log text (CRI prefix removed, partial lines joined).
+    LogData {
+        /// The stream it was written to.
+        stream: Stream,
+        /// The text, newline included where the container wrote one.
+        data: Vec<u8>,
+    },
+    /// The end of a log stream.
+    LogEnd,
+    /// Init exited.
+    Exited(ExitRecord),
+    /// The request failed.
+    Error(ErrorReply),
+}

@@ -1,0 +1,60 @@
+//! The contd wire protocol.
+//!
+//! Every connection — `contctl` ↔ `contd` (the api) and `contd` ↔
+//! `contd-monitor` (the monitor protocol) — carries frames: a `u32`
+//! little-endian payload length, then a bincode 1.3 payload. A frame larger
+//! than [`MAX_FRAME`] is refused. Every connection opens with a [`Hello`] from
+//! the client, answered by the server's `Hello` carrying the version both
+//! will speak.
+//!
+//! # Compatibility rules
+//!
+//! A monitor started by an older contd must stay adoptable by a newer one, so
+//! the encoding of every released message is frozen (golden tests under
+//! `proto/tests/`):
+//!
+//! - enums only gain variants at the end; variants are never reordered,
+//!   removed or reused (a retired one stays, unused);
+//! - a struct that must change is not edited: a new variant carries the new
+//!   struct;
+//! - [`PROTOCOL_VERSION`] goes up by one with each release that adds messages,
+//!   and a peer never sends a message newer than the version agreed in the
+//!   handshake (the smaller of the two).
+//!
+//! # Layout
+//!
+//! - `codec`: [`encode`], [`decode`], blocking [`read_frame`]/[`write_frame`]
+//!   and, with the `tokio` feature, their async twins in [`asynch`].
+//! - `common`: [`Hello`], [`ExitRecord`], [`Status`], [`ErrorReply`].
+//! - [`api`]: contctl ↔ contd messages.
+//! - [`monitor`]: contd ↔ contd-monitor messages.
+//! - `name`: validation of namespace and container names.
+#![forbid(unsafe_code)]
+
+mod codec;
+mod common;
+mod name;
+
+pub mod api;
+pub mod monitor;
+
+#[cfg(feature = "tokio")]
+pub mod asynch;
+
+pub use codec::{
+    decode, encode, encode_frame, read_frame, take_frame, write_frame, FrameError, MAX_FRAME,
+};
+pub use common::{ErrorKind, ErrorReply, ExitRecord, Hello, Status};
+pub use name::{validate_name, NameError};
+
+/// The newest protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The oldest protocol version this build still speaks.
+pub const MIN_PROTOCOL_VERSION: u16 = 1;
+
+/// The version two peers speak after a handshake, or `None` if they share none.
+pub fn negotiate(theirs: u16) -> Option<u16> {
+    let v = theirs.min(PROTOCOL_VERSION);
+    (v >= MIN_PROTOCOL_VERSION).then_some(v)
+}

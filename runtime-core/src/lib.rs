@@ -1,0 +1,35 @@
+//! runtime-core: contd's OCI runtime library. It turns an OCI bundle into an
+//! isolated process with the create/start split of the runtime spec. It is
+//! synchronous and must be driven from a single-threaded process (the
+//! monitor, or the `contd-runtime` CLI): after `clone` in a threaded process
+//! libc locks can deadlock.
+//!
+//! # Layout
+//!
+//! - `spec`: loads `config.json` and validates it before anything exists,
+//!   naming the JSON path of a bad field.
+//! - `container`: [`Container`] — create, start, kill, delete, status.
+//! - `init`: the child side, from clone to `execve`.
+//! - `rootfs`: mounts resolved inside the rootfs, devices, `pivot_root`,
+//!   masked and read-only paths.
+//! - `defaults`: the secure default spec.
+//! - `cgroup`: cgroups through cgroups-rs.
+//! - `state`: `state.json` and time formatting.
+//! - `sys`: every raw system call, and every `unsafe` block.
+
+mod cgroup;
+mod container;
+mod defaults;
+mod error;
+mod init;
+mod rootfs;
+mod spec;
+mod state;
+mod sys;
+
+pub use cgroup::{exists as cgroup_exists, procs as cgroup_procs, remove as remove_cgroup};
+pub use container::{Container, CreateOptions, Status, Stdio};
+pub use defaults::{secure_default_spec, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
+pub use error::{CgroupError, Error, SpecError};
+pub use state::{now_nanos, rfc3339_nanos, Persisted};
+pub use sys::{pidfd_open, pidfd_send_signal, process_start_time};

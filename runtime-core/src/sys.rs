@@ -1,0 +1,410 @@
+//! Thin, safe wrappers over the raw system calls runtime-core needs and that
+//! `nix`/`libc` do not wrap the way we need them. Every `unsafe` block of the
+//! crate lives here.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn cvt_int(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Converts a path to a C string.
+pub(crate) fn cpath(p: &Path) -> io::Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+}
+
+/// The outcome of [`clone_fork`] on each side.
+pub(crate) enum Forked {
+    /// In the parent, with the child's pid.
+    Parent(libc::pid_t),
+    /// In the child.
+    Child,
+}
+
+/// `clone(flags | SIGCHLD)` with no new stack: fork semantics plus new
+/// namespaces.
+///
+/// # Safety
+/// The caller must be single-threaded (true for the monitor and the CLI):
+/// the child continues on a copy of the address space with only the calling
+/// thread, so any lock another thread held would stay held forever.
+pub(crate) unsafe fn clone_fork(flags: libc::c_int) -> io::Result<Forked> {
+    // SAFETY: raw clone with a NULL stack behaves like fork(2); the caller
+    // guarantees single-threadedness (see above). The ptid/ctid/tls arguments
+    // are unused without the matching flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    match cvt(ret)? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as libc::pid_t)),
+    }
+}
+
+/// `pidfd_open(pid, 0)`.
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: the kernel returned a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `pidfd_send_signal(pidfd, sig, NULL, 0)`: signals exactly the process the
+/// pidfd refers to, even if its pid has been reused.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
+    // SAFETY: a valid borrowed fd, a NULL siginfo and zero flags.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null_mut::<libc::siginfo_t>(),
+            0,
+        )
+    })?;
+    Ok(())
+}
+
+/// `pivot_root(new_root, put_old)`.
+pub(crate) fn pivot_root(new_root: &CStr, put_old: &CStr) -> io::Result<()> {
+    // SAFETY: two valid NUL-terminated strings.
+    cvt(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) })?;
+    Ok(())
+}
+
+/// `openat2(dirfd, path, {flags, mode, resolve})`.
+pub(crate) fn openat2(
+    dirfd: BorrowedFd<'_>,
+    path: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
+    // SAFETY: open_how is plain old data; all-zero is a valid value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.mode = mode as u64;
+    how.resolve = resolve;
+    // SAFETY: `how` is a valid open_how of the size we pass; the path is a
+    // valid C string and the dirfd is borrowed for the call.
+    let fd = cvt(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    })?;
+    // SAFETY: a new fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `open(path, flags | O_CLOEXEC)`.
+pub(crate) fn open(path: &Path, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let c = cpath(path)?;
+    // SAFETY: valid C string; mode is ignored without O_CREAT.
+    let fd = cvt_int(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, 0) })?;
+    // SAFETY: a new fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `mkdirat(dirfd, name, mode)`; EEXIST is not an error.
+pub(crate) fn mkdirat(dirfd: BorrowedFd<'_>, name: &CStr, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: valid fd and C string.
+    match cvt_int(unsafe { libc::mkdirat(dirfd.as_raw_fd(), name.as_ptr(), mode) }) {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        r => r.map(drop),
+    }
+}
+
+/// `mknodat(dirfd, name, mode, dev)`.
+pub(crate) fn mknodat(
+    dirfd: BorrowedFd<'_>,
+    name: &CStr,
+    mode: libc::mode_t,
+    dev: libc::dev_t,
+) -> io::Result<()> {
+    // SAFETY: valid fd and C string.
+    cvt_int(unsafe { libc::mknodat(dirfd.as_raw_fd(), name.as_ptr(), mode, dev) })?;
+    Ok(())
+}
+
+/// `symlinkat(target, dirfd, name)`.
+pub(crate) fn symlinkat(target: &CStr, dirfd: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    // SAFETY: valid fd and C strings.
+    cvt_int(unsafe { libc::symlinkat(target.as_ptr(), dirfd.as_raw_fd(), name.as_ptr()) })?;
+    Ok(())
+}
+
+/// `mount(2)` with optional arguments.
+pub(crate) fn mount(
+    source: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> io::Result<()> {
+    let p = |o: Option<&CStr>| o.map_or(std::ptr::null(), |c| c.as_ptr());
+    // SAFETY: every pointer is either NULL or a valid C string.
+    cvt_int(unsafe {
+        libc::mount(
+            p(source),
+            target.as_ptr(),
+            p(fstype),
+            flags,
+            p(data).cast::<libc::c_void>(),
+        )
+    })?;
+    Ok(())
+}
+
+/// `umount2(target, flags)`.
+pub(crate) fn umount2(target: &CStr, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: valid C string.
+    cvt_int(unsafe { libc::umount2(target.as_ptr(), flags) })?;
+    Ok(())
+}
+
+/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`: marks every fd from
+/// `first` on close-on-exec, so nothing of the host leaks into the container.
+pub(crate) fn cloexec_from(first: u32) -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    })?;
+    Ok(())
+}
+
+/// `dup2(old, new)` (clears close-on-exec on `new`).
+pub(crate) fn dup2(old: RawFd, new: RawFd) -> io::Result<()> {
+    if old == new {
+        // dup2 to itself keeps FD_CLOEXEC: clear it by hand.
+        // SAFETY: fcntl on an fd number; an invalid one yields EBADF.
+        cvt_int(unsafe { libc::fcntl(old, libc::F_SETFD, 0) })?;
+        return Ok(());
+    }
+    // SAFETY: fd numbers only; an invalid one yields EBADF.
+    cvt_int(unsafe { libc::dup2(old, new) })?;
+    Ok(())
+}
+
+/// Raw `setresgid`/`setresuid`/`setgroups`: glibc's wrappers broadcast to
+/// every thread of the process, which is unsafe after a fork.
+pub(crate) fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
+    // SAFETY: the pointer and length describe `groups`.
+    cvt(unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) })?;
+    // SAFETY: integer arguments only.
+    cvt(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) })?;
+    // SAFETY: integer arguments only.
+    cvt(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) })?;
+    Ok(())
+}
+
+/// `prctl(option, arg)`.
+pub(crate) fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: the options we use take one integer argument.
+    cvt_int(unsafe { libc::prctl(option, arg, 0, 0, 0) })?;
+    Ok(())
+}
+
+/// `setns(fd, nstype)`.
+pub(crate) fn setns(fd: BorrowedFd<'_>, nstype: libc::c_int) -> io::Result<()> {
+    // SAFETY: valid fd.
+    cvt_int(unsafe { libc::setns(fd.as_raw_fd(), nstype) })?;
+    Ok(())
+}
+
+/// `unshare(flags)`.
+pub(crate) fn unshare(flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: integer argument.
+    cvt_int(unsafe { libc::unshare(flags) })?;
+    Ok(())
+}
+
+/// `sethostname`.
+pub(crate) fn sethostname(name: &str) -> io::Result<()> {
+    // SAFETY: pointer and length describe `name`.
+    cvt_int(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) })?;
+    Ok(())
+}
+
+/// `setrlimit(resource, {soft, hard})`.
+pub(crate) fn setrlimit(resource: libc::c_int, soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: valid rlimit struct; `resource` is checked by the kernel.
+    cvt_int(unsafe { libc::setrlimit(resource as _, &lim) })?;
+    Ok(())
+}
+
+/// `setsid()`.
+pub(crate) fn setsid() -> io::Result<()> {
+    // SAFETY: no arguments.
+    cvt_int(unsafe { libc::setsid() })?;
+    Ok(())
+}
+
+/// `umask(mask)`.
+pub(crate) fn umask(mask: libc::mode_t) {
+    // SAFETY: always succeeds.
+    unsafe { libc::umask(mask) };
+}
+
+/// `execve(path, argv, envp)`; returns only on failure.
+pub(crate) fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    // SAFETY: NULL-terminated arrays of valid C strings that outlive the call.
+    unsafe { libc::execve(path.as_ptr(), a.as_ptr(), e.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// `_exit(code)`: leaves a forked child without running the parent's
+/// destructors or atexit handlers.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: always safe; never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// `socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`.
+pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    cvt_int(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: two new fds owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sends one packet.
+pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<()> {
+    // SAFETY: pointer and length describe `buf`.
+    cvt(unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL,
+        ) as libc::c_long
+    })?;
+    Ok(())
+}
+
+/// Receives one packet (0 bytes at end of stream).
+pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: pointer and length describe `buf`.
+        let r = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        match cvt(r as libc::c_long) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r.map(|n| n as usize),
+        }
+    }
+}
+
+/// `poll` on a set of fds for readability; returns which are ready.
+pub(crate) fn poll_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<Vec<bool>> {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|f| libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        // SAFETY: pointer and length describe `p`.
+        let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
+        match cvt_int(r) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+            Ok(_) => return Ok(p.iter().map(|x| x.revents != 0).collect()),
+        }
+    }
+}
+
+/// `mkfifo(path, mode)`.
+pub(crate) fn mkfifo(path: &Path, mode: libc::mode_t) -> io::Result<()> {
+    let c = cpath(path)?;
+    // SAFETY: valid C string.
+    cvt_int(unsafe { libc::mkfifo(c.as_ptr(), mode) })?;
+    Ok(())
+}
+
+/// The start time of a process in clock ticks since boot (field 22 of
+/// `/proc/PID/stat`), used to tell a pid from a reused one.
+pub fn process_start_time(pid: i32) -> io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name may hold spaces and parentheses: split after the last ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad /proc stat"))?;
+    // After ')' come field 3 (state) onwards; start time is field 22.
+    rest.split_whitespace()
+        .nth(19)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad /proc stat"))
+}
+
+/// The state letter of a process (`R`, `S`, `Z`, ...).
+pub fn process_state(pid: i32) -> io::Result<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    stat.rsplit_once(')')
+        .and_then(|(_, r)| r.trim_start().chars().next())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad /proc stat"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_of_self_is_stable() {
+        let pid = std::process::id() as i32;
+        let a = process_start_time(pid).unwrap();
+        let b = process_start_time(pid).unwrap();
+        assert_eq!(a, b);
+        assert!(matches!(process_state(pid).unwrap(), 'R' | 'S'));
+    }
+}
