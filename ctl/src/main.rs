@@ -1,1 +1,691 @@
-fn main() {}
+//! `contctl`: the operator's client for contd.
+//!
+//! Exit codes follow docker: 125 when contctl itself fails (bad usage, an
+//! invalid name, contd unreachable, contd refusing the request), otherwise 0,
+//! except `run` without `--detach`, which exits with the container's code.
+//!
+//! # Layout
+//!
+//! - `main.rs`: the command line, name checks, one function per command.
+//! - `client`: the connection to contd's api socket.
+//! - `output`: the `inspect` JSON, the `ps` table, writes to stdout.
+#![forbid(unsafe_code)]
+
+mod client;
+mod output;
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use proto::api::{CreateRequest, Request, Response};
+use proto::{validate_name, ExitRecord, NameError, Status};
+
+use crate::client::{unexpected, Client};
+
+/// Where contd listens unless `--socket` or [`SOCKET_ENV`] say otherwise.
+const DEFAULT_SOCKET: &str = "/run/contd/contd.sock";
+
+/// Names the socket when `--socket` is absent, so scripts and tests need not
+/// repeat it.
+const SOCKET_ENV: &str = "CONTD_SOCKET";
+
+/// The exit code for contctl's own failures (docker's convention).
+const EXIT_OWN_ERROR: u8 = 125;
+
+/// Signal names `kill --signal` accepts, with their Linux numbers.
+const SIGNALS: [(&str, i32); 9] = [
+    ("HUP", 1),
+    ("INT", 2),
+    ("QUIT", 3),
+    ("KILL", 9),
+    ("USR1", 10),
+    ("USR2", 12),
+    ("TERM", 15),
+    ("CONT", 18),
+    ("STOP", 19),
+];
+
+/// Manage contd containers.
+#[derive(Debug, Parser)]
+#[command(name = "contctl", version)]
+struct Cli {
+    /// Path of contd's api socket [env: CONTD_SOCKET] [default: /run/contd/contd.sock].
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
+
+    /// Namespace to work in.
+    #[arg(long, global = true, value_name = "NS", default_value = "default")]
+    ns: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create and start a container; unless detached, wait for it, print its
+    /// log and exit with its code.
+    Run(RunArgs),
+    /// List the namespace's containers.
+    Ps {
+        /// Show exited containers too.
+        #[arg(short, long)]
+        all: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Show one container as JSON.
+    Inspect {
+        /// Container name.
+        name: String,
+    },
+    /// Print a container's log.
+    Logs {
+        /// Container name.
+        name: String,
+    },
+    /// Stop a container: SIGTERM, then SIGKILL after a grace period.
+    Stop {
+        /// Grace period in seconds before SIGKILL.
+        #[arg(short = 't', long = "time", value_name = "SECS", default_value_t = 10)]
+        time: u32,
+        /// Container name.
+        name: String,
+    },
+    /// Remove a container.
+    Rm {
+        /// Kill the container first if it runs.
+        #[arg(short, long)]
+        force: bool,
+        /// Container name.
+        name: String,
+    },
+    /// Start a created container.
+    Start {
+        /// Container name.
+        name: String,
+    },
+    /// Send a signal to a container's init.
+    Kill {
+        /// Signal: a number, or a name such as TERM or SIGKILL.
+        #[arg(short, long, value_name = "SIG", default_value = "KILL", value_parser = parse_signal)]
+        signal: i32,
+        /// Container name.
+        name: String,
+    },
+    /// Wait for a container to exit and print its exit code.
+    Wait {
+        /// Container name.
+        name: String,
+    },
+}
+
+/// Options of `run`.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Print the container's name and return without waiting for it.
+    #[arg(short, long)]
+    detach: bool,
+
+    /// Container name [default: c- and 8 random hex digits].
+    #[arg(long, value_name = "N")]
+    name: Option<String>,
+
+    /// Set an environment variable in the container (repeatable).
+    #[arg(short, long = "env", value_name = "K=V", value_parser = parse_env)]
+    env: Vec<String>,
+
+    /// Memory limit in bytes, or with a k, m or g suffix (1024-based).
+    #[arg(long, value_name = "BYTES", value_parser = parse_memory)]
+    memory: Option<u64>,
+
+    /// Root filesystem directory.
+    rootfs: PathBuf,
+
+    /// Command to run and its arguments [default: sh].
+    #[arg(
+        value_name = "CMD",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    command: Vec<String>,
+}
+
+/// Output formats of `ps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Aligned columns.
+    Table,
+    /// A JSON array of `inspect` objects.
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and --version land here too, on stdout, and are not
+            // failures; usage errors exit like every other own error.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_OWN_ERROR)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            let _ = writeln!(io::stderr(), "contctl: {err:#}");
+            ExitCode::from(EXIT_OWN_ERROR)
+        }
+    }
+}
+
+/// Checks names, connects, and runs the command.
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    check_names(&cli)?;
+    let socket = socket_path(cli.socket);
+    let ns = cli.ns;
+    match cli.command {
+        Command::Run(args) => run_container(&socket, ns, args),
+        Command::Ps { all, format } => ps(&socket, ns, all, format),
+        Command::Inspect { name } => {
+            let info = match Client::connect(&socket)?.request(&Request::Inspect { ns, name })? {
+                Response::Container(info) => info,
+                other => return Err(unexpected(&other)),
+            };
+            output::print(&output::pretty(&output::info_json(&info))?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logs { name } => {
+            stream_logs(&mut Client::connect(&socket)?, ns, name)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stop { time, name } => {
+            let req = Request::Stop {
+                ns,
+                name: name.clone(),
+                timeout_secs: time,
+            };
+            ok_then_print(&socket, &req, &name)
+        }
+        Command::Rm { force, name } => {
+            let req = Request::Remove {
+                ns,
+                name: name.clone(),
+                force,
+            };
+            ok_then_print(&socket, &req, &name)
+        }
+        Command::Start { name } => {
+            let req = Request::Start {
+                ns,
+                name: name.clone(),
+            };
+            ok_then_print(&socket, &req, &name)
+        }
+        Command::Kill { signal, name } => {
+            let req = Request::Kill {
+                ns,
+                name: name.clone(),
+                signal,
+            };
+            ok_then_print(&socket, &req, &name)
+        }
+        Command::Wait { name } => {
+            let record = wait(&mut Client::connect(&socket)?, ns, name)?;
+            output::print(&format!("{}\n", record.code))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Checks every namespace and container name on the command line, so a bad
+/// one is refused before contctl connects to anything.
+///
+/// # Errors
+/// The first invalid name.
+fn check_names(cli: &Cli) -> Result<(), NameError> {
+    validate_name("namespace", &cli.ns)?;
+    let name = match &cli.command {
+        Command::Run(args) => args.name.as_deref(),
+        Command::Ps { .. } => None,
+        Command::Inspect { name }
+        | Command::Logs { name }
+        | Command::Stop { name, .. }
+        | Command::Rm { name, .. }
+        | Command::Start { name }
+        | Command::Kill { name, .. }
+        | Command::Wait { name } => Some(name.as_str()),
+    };
+    match name {
+        Some(n) => validate_name("name", n),
+        None => Ok(()),
+    }
+}
+
+/// The socket to use: `--socket`, else a non-empty [`SOCKET_ENV`], else
+/// [`DEFAULT_SOCKET`].
+fn socket_path(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| {
+        std::env::var_os(SOCKET_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+    .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
+}
+
+/// `run`: create and start, then (unless detached) wait and copy the log.
+fn run_container(socket: &Path, ns: String, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let name = args.name.unwrap_or_else(random_name);
+    // The server checks that the directory exists; we only anchor it to our
+    // working directory, which the server does not share.
+    let rootfs = std::path::absolute(&args.rootfs)
+        .with_context(|| format!("resolve rootfs {}", args.rootfs.display()))?
+        .into_os_string()
+        .into_string()
+        .map_err(|p| anyhow!("rootfs {} is not valid UTF-8", Path::new(&p).display()))?;
+    let mut client = Client::connect(socket)?;
+    let create = CreateRequest {
+        ns: ns.clone(),
+        name: name.clone(),
+        rootfs,
+        args: args.command,
+        env: args.env,
+        memory: args.memory,
+        start: true,
+        ..Default::default()
+    };
+    match client.request(&Request::Create(create))? {
+        Response::Container(_) => {}
+        other => return Err(unexpected(&other)),
+    }
+    if args.detach {
+        output::print(&format!("{name}\n"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let record = wait(&mut client, ns.clone(), name.clone())?;
+    stream_logs(&mut client, ns, name)?;
+    Ok(ExitCode::from(exit_byte(record.code)))
+}
+
+/// `ps`: list, filter, sort by creation, print.
+fn ps(socket: &Path, ns: String, all: bool, format: Format) -> anyhow::Result<ExitCode> {
+    let mut list = match Client::connect(socket)?.request(&Request::List { ns: Some(ns) })? {
+        Response::Containers(v) => v,
+        other => return Err(unexpected(&other)),
+    };
+    if !all {
+        list.retain(|i| i.status != Status::Exited);
+    }
+    list.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+    let text = match format {
+        Format::Table => output::table(&list),
+        Format::Json => output::json_list(&list)?,
+    };
+    output::print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sends a request answered by `Ok`, then prints the container's name.
+fn ok_then_print(socket: &Path, req: &Request, name: &str) -> anyhow::Result<ExitCode> {
+    match Client::connect(socket)?.request(req)? {
+        Response::Ok => {}
+        other => return Err(unexpected(&other)),
+    }
+    output::print(&format!("{name}\n"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for the container to exit.
+fn wait(client: &mut Client, ns: String, name: String) -> anyhow::Result<ExitRecord> {
+    match client.request(&Request::Wait { ns, name })? {
+        Response::Exited(record) => Ok(record),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Copies the container's log to our stdout and stderr, chunk by chunk,
+/// until contd ends the stream or our reader goes away.
+fn stream_logs(client: &mut Client, ns: String, name: String) -> anyhow::Result<()> {
+    let mut resp = client.request(&Request::Logs { ns, name })?;
+    loop {
+        match resp {
+            Response::LogData { stream, data } => match output::write_log(stream, &data) {
+                Ok(()) => {}
+                // Nobody reads any more: not an error, just the end.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(e) => return Err(anyhow::Error::new(e).context("write log")),
+            },
+            Response::LogEnd => return Ok(()),
+            other => return Err(unexpected(&other)),
+        }
+        resp = client.next_response()?;
+    }
+}
+
+/// A shell-style code as a process exit status.
+fn exit_byte(code: i32) -> u8 {
+    // Lossless after the clamp.
+    code.clamp(0, 255) as u8
+}
+
+/// `c-` and 8 hex digits. `RandomState` is seeded randomly per process;
+/// time and pid make names from one process differ too.
+fn random_name() -> String {
+    let mut h = RandomState::new().build_hasher();
+    h.write_i64(proto::time::now_nanos());
+    h.write_u32(std::process::id());
+    format!("c-{:08x}", h.finish() & 0xffff_ffff)
+}
+
+/// Parses `--memory`: bytes, or a number with a k, m or g suffix
+/// (1024-based, any case).
+fn parse_memory(s: &str) -> Result<u64, String> {
+    let lower = s.to_ascii_lowercase();
+    let (digits, unit) = match lower.as_bytes().last() {
+        Some(b'k') => (&lower[..lower.len() - 1], 1u64 << 10),
+        Some(b'm') => (&lower[..lower.len() - 1], 1 << 20),
+        Some(b'g') => (&lower[..lower.len() - 1], 1 << 30),
+        _ => (lower.as_str(), 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("expected bytes, optionally with a k, m or g suffix (e.g. 64m)".into());
+    }
+    let bytes = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or("too large")?;
+    if bytes == 0 {
+        return Err("must be more than 0".into());
+    }
+    Ok(bytes)
+}
+
+/// Parses `--signal`: a number from 1 to 64, or a name with or without
+/// `SIG`, in any case.
+fn parse_signal(s: &str) -> Result<i32, String> {
+    if let Ok(n) = s.parse::<i32>() {
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err("signal numbers go from 1 to 64".into())
+        };
+    }
+    let upper = s.to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    SIGNALS
+        .iter()
+        .find(|(name, _)| *name == bare)
+        .map(|&(_, n)| n)
+        .ok_or_else(|| {
+            let names: Vec<&str> = SIGNALS.iter().map(|(n, _)| *n).collect();
+            format!("unknown signal; use a number or one of {}", names.join(" "))
+        })
+}
+
+/// Parses `--env`: `KEY=VALUE` with a non-empty key.
+fn parse_env(s: &str) -> Result<String, String> {
+    match s.split_once('=') {
+        Some((key, _)) if !key.is_empty() => Ok(s.to_string()),
+        _ => Err("expected KEY=VALUE".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("contctl").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_takes_the_command_verbatim() {
+        let cli = parse(&[
+            "--ns",
+            "t1",
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-e",
+            "A=1",
+            "--env",
+            "B=x=y",
+            "--memory",
+            "64M",
+            "rootfs",
+            "sh",
+            "-c",
+            "echo --name -d",
+        ]);
+        assert_eq!(cli.ns, "t1");
+        let Command::Run(r) = cli.command else {
+            panic!("not run: {:?}", cli.command)
+        };
+        assert!(r.detach);
+        assert_eq!(r.name.as_deref(), Some("web"));
+        assert_eq!(r.env, ["A=1", "B=x=y"]);
+        assert_eq!(r.memory, Some(64 << 20));
+        assert_eq!(r.rootfs, Path::new("rootfs"));
+        assert_eq!(r.command, ["sh", "-c", "echo --name -d"]);
+
+        let Command::Run(r) = parse(&["run", "/r"]).command else {
+            panic!("not run")
+        };
+        assert!(r.command.is_empty() && !r.detach && r.name.is_none());
+
+        let Command::Run(r) = parse(&["run", "/r", "ls", "-l", "--name", "x"]).command else {
+            panic!("not run")
+        };
+        assert_eq!(r.command, ["ls", "-l", "--name", "x"]);
+        assert!(r.name.is_none());
+
+        assert!(Cli::try_parse_from(["contctl", "run", "-e", "NOEQ", "/r"]).is_err());
+    }
+
+    #[test]
+    fn other_commands_parse() {
+        let Command::Stop { time, name } = parse(&["stop", "web"]).command else {
+            panic!("not stop")
+        };
+        assert_eq!((time, name.as_str()), (10, "web"));
+        let Command::Kill { signal, .. } = parse(&["kill", "web"]).command else {
+            panic!("not kill")
+        };
+        assert_eq!(signal, 9);
+        let Command::Kill { signal, .. } = parse(&["kill", "-s", "sigterm", "web"]).command else {
+            panic!("not kill")
+        };
+        assert_eq!(signal, 15);
+        let Command::Ps { all, format } = parse(&["ps", "-a", "--format", "json"]).command else {
+            panic!("not ps")
+        };
+        assert!(all);
+        assert_eq!(format, Format::Json);
+        let cli = parse(&["--socket", "/x.sock", "rm", "-f", "web"]);
+        assert_eq!(socket_path(cli.socket), Path::new("/x.sock"));
+    }
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory("1000"), Ok(1000));
+        assert_eq!(parse_memory("1k"), Ok(1024));
+        assert_eq!(parse_memory("64m"), Ok(64 << 20));
+        assert_eq!(parse_memory("64M"), Ok(64 << 20));
+        assert_eq!(parse_memory("2G"), Ok(2 << 30));
+        for bad in ["", "m", "0", "0k", "-1", "+5", "1.5g", "1t", "1 m", "64mb"] {
+            assert!(parse_memory(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_memory("99999999999999999g").is_err());
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("9"), Ok(9));
+        assert_eq!(parse_signal("64"), Ok(64));
+        assert_eq!(parse_signal("TERM"), Ok(15));
+        assert_eq!(parse_signal("SIGKILL"), Ok(9));
+        assert_eq!(parse_signal("sigHup"), Ok(1));
+        assert_eq!(parse_signal("usr2"), Ok(12));
+        assert_eq!(parse_signal("CONT"), Ok(18));
+        assert_eq!(parse_signal("STOP"), Ok(19));
+        for bad in ["0", "65", "-9", "", "SIG", "BOGUS", "SIGSIGTERM"] {
+            assert!(parse_signal(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_names_are_refused_before_connecting() {
+        let nowhere = "/nonexistent/contd.sock";
+        for args in [
+            &["inspect", "../etc"][..],
+            &["--ns", "a/b", "ps"],
+            &["run", "--name=-x", "/r"],
+            &["kill", "-s", "TERM", "a b"],
+            &["wait", ""],
+        ] {
+            let mut full = vec!["--socket", nowhere];
+            full.extend_from_slice(args);
+            let cli = parse(&full);
+            assert!(check_names(&cli).is_err(), "{args:?}");
+            // Had run() connected, the error would name the socket instead.
+            let err = run(cli).unwrap_err();
+            assert!(
+                err.downcast_ref::<NameError>().is_some(),
+                "{args:?}: {err:#}"
+            );
+        }
+        assert!(check_names(&parse(&["--ns", "t-1", "logs", "web.1"])).is_ok());
+        assert!(check_names(&parse(&["run", "/r"])).is_ok());
+    }
+
+    #[test]
+    fn run_creates_waits_copies_the_log_and_exits_with_the_code() {
+        use std::os::unix::net::UnixListener;
+
+        use proto::api::{ContainerInfo, Stream};
+        use proto::Hello;
+
+        /// Removes the socket on drop, also when the test fails.
+        struct Sock(PathBuf);
+        impl Drop for Sock {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+
+        let sock = Sock(std::env::temp_dir().join(format!(
+            "contctl-run-{}-{}.sock",
+            std::process::id(),
+            proto::time::now_nanos()
+        )));
+        let listener = UnixListener::bind(&sock.0).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let hello: Hello = proto::read_frame(&mut s).unwrap();
+            proto::write_frame(&mut s, &hello).unwrap();
+            let Request::Create(c) = proto::read_frame(&mut s).unwrap() else {
+                panic!("not create")
+            };
+            assert_eq!((c.ns.as_str(), c.name.as_str()), ("t1", "job"));
+            assert!(Path::new(&c.rootfs).is_absolute(), "{}", c.rootfs);
+            assert!(c.rootfs.ends_with("/rel/rootfs"), "{}", c.rootfs);
+            assert_eq!(c.args, ["sh", "-c", "exit 3"]);
+            assert_eq!(c.env, ["A=1"]);
+            assert_eq!(c.memory, Some(1 << 20));
+            assert!(c.start);
+            let info = ContainerInfo {
+                ns: c.ns,
+                name: c.name,
+                status: Status::Running,
+                pid: Some(7),
+                exit: None,
+                log_path: String::new(),
+                rootfs: c.rootfs,
+                args: c.args,
+                created_at: 0,
+                labels: vec![],
+                error: None,
+            };
+            proto::write_frame(&mut s, &Response::Container(info)).unwrap();
+            let req: Request = proto::read_frame(&mut s).unwrap();
+            assert!(matches!(req, Request::Wait { .. }), "{req:?}");
+            let record = ExitRecord {
+                code: 3,
+                signal: None,
+                oom_killed: false,
+                started_at: Some(0),
+                finished_at: 1,
+                protocol: 1,
+            };
+            proto::write_frame(&mut s, &Response::Exited(record)).unwrap();
+            let req: Request = proto::read_frame(&mut s).unwrap();
+            assert!(matches!(req, Request::Logs { .. }), "{req:?}");
+            let data = Response::LogData {
+                stream: Stream::Stdout,
+                data: b"from the container\n".to_vec(),
+            };
+            proto::write_frame(&mut s, &data).unwrap();
+            proto::write_frame(&mut s, &Response::LogEnd).unwrap();
+        });
+
+        let socket = sock.0.to_str().unwrap();
+        let cli = parse(&[
+            "--socket",
+            socket,
+            "--ns",
+            "t1",
+            "run",
+            "--name",
+            "job",
+            "-e",
+            "A=1",
+            "--memory",
+            "1M",
+            "rel/rootfs",
+            "sh",
+            "-c",
+            "exit 3",
+        ]);
+        assert_eq!(run(cli).unwrap(), ExitCode::from(3));
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn generated_names_are_valid() {
+        let n = random_name();
+        assert_eq!(n.len(), 10, "{n}");
+        assert!(n.starts_with("c-"), "{n}");
+        assert!(n[2..]
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+        assert!(validate_name("name", &n).is_ok());
+    }
+
+    #[test]
+    fn exit_codes_are_clamped() {
+        assert_eq!(exit_byte(0), 0);
+        assert_eq!(exit_byte(137), 137);
+        assert_eq!(exit_byte(-1), 0);
+        assert_eq!(exit_byte(300), 255);
+    }
+}

@@ -1,1 +1,147 @@
-fn main() {}
+//! contd-monitor: one per container. Started by contd, it detaches at once
+//! (double fork, `setsid`), becomes child subreaper, creates the container
+//! with runtime-core so that init is its own child, writes the container's
+//! output to the log, writes the exit record durably, and serves
+//! `monitor.sock` in the container's state dir, whether or not a supervisor
+//! is connected. It is single-threaded: one poll loop, no async runtime.
+//!
+//! Usage: `contd-monitor --state-dir DIR --log-path FILE --id ID --sync-fd N`.
+//! The bundle is `DIR/bundle`; runtime-core keeps its state in `DIR/runtime`.
+//! On fd N the monitor writes one [`proto::monitor::Ready`] frame.
+//!
+//! # Layout
+//!
+//! - `main`: arguments and daemonizing.
+//! - `server`: the poll loop, clients, init's exit and the exit record.
+//! - `log`: the CRI log writer.
+//! - `sys`: the few raw system calls.
+
+mod log;
+mod server;
+mod sys;
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use proto::monitor::Ready;
+use proto::{ErrorKind, ErrorReply};
+
+/// What contd tells a new monitor.
+#[derive(Debug)]
+pub(crate) struct Args {
+    pub state_dir: PathBuf,
+    pub log_path: PathBuf,
+    pub id: String,
+    pub sync_fd: i32,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let (mut state_dir, mut log_path, mut id, mut sync_fd) = (None, None, None, None);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--state-dir" => state_dir = Some(PathBuf::from(value)),
+            "--log-path" => log_path = Some(PathBuf::from(value)),
+            "--id" => id = Some(value),
+            "--sync-fd" => sync_fd = Some(value.parse().map_err(|_| "bad --sync-fd")?),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(Args {
+        state_dir: state_dir.ok_or("--state-dir is required")?,
+        log_path: log_path.ok_or("--log-path is required")?,
+        id: id.ok_or("--id is required")?,
+        sync_fd: sync_fd.ok_or("--sync-fd is required")?,
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("contd-monitor: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let sync = match sys::adopt_fd(args.sync_fd) {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("contd-monitor: sync fd {}: {e}", args.sync_fd);
+            return ExitCode::from(2);
+        }
+    };
+    // Fork before anything else exists: the first process returns to contd
+    // at once, the second starts a session, the third is the monitor,
+    // reparented away from contd so contd's death or restart never reaches it.
+    match sys::fork() {
+        Ok(sys::Fork::Parent(pid)) => {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            return ExitCode::SUCCESS;
+        }
+        Ok(sys::Fork::Child) => {}
+        Err(e) => return fail(&sync, format!("fork: {e}")),
+    }
+    if let Err(e) = nix::unistd::setsid() {
+        fail(&sync, format!("setsid: {e}"));
+        sys::exit_now(1);
+    }
+    match sys::fork() {
+        Ok(sys::Fork::Parent(_)) => sys::exit_now(0),
+        Ok(sys::Fork::Child) => {}
+        Err(e) => {
+            fail(&sync, format!("fork: {e}"));
+            sys::exit_now(1);
+        }
+    }
+    sys::exit_now(match daemon(args, sync) {
+        Ok(()) => 0,
+        Err(()) => 1,
+    })
+}
+
+/// Reports a failure on the sync pipe (if still open).
+fn fail(sync: &OwnedFd, message: String) -> ExitCode {
+    let reply = Ready::Failed(ErrorReply::new(ErrorKind::Internal, message));
+    let mut f = std::fs::File::from(sync.try_clone().unwrap_or_else(|_| {
+        // Without a duplicate there is nothing to report on.
+        sys::exit_now(1)
+    }));
+    let _ = proto::write_frame(&mut f, &reply);
+    ExitCode::from(1)
+}
+
+fn daemon(args: Args, sync: OwnedFd) -> Result<(), ()> {
+    // Keep only the sync fd: move it to 3 and close everything above.
+    let sync = if sync.as_raw_fd() != 3 {
+        match sys::dup_to(&sync, 3) {
+            Ok(fd) => {
+                drop(sync);
+                fd
+            }
+            Err(e) => {
+                fail(&sync, format!("dup sync fd: {e}"));
+                return Err(());
+            }
+        }
+    } else {
+        sync
+    };
+    sys::close_from(4);
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        let _ = nix::unistd::dup2_stdin(&null);
+        let _ = nix::unistd::dup2_stdout(&null);
+        let _ = nix::unistd::dup2_stderr(&null);
+    }
+    sys::ignore_sigpipe();
+    if let Err(e) = sys::set_subreaper() {
+        fail(&sync, format!("set child subreaper: {e}"));
+        return Err(());
+    }
+    server::run(args, sync)
+}

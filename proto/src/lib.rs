@@ -28,6 +28,7 @@
 //! - `common`: [`Hello`], [`ExitRecord`], [`Status`], [`ErrorReply`].
 //! - [`api`]: contctl ↔ contd messages.
 //! - [`monitor`]: contd ↔ contd-monitor messages.
+//! - [`time`]: RFC 3339 formatting of unix nanoseconds.
 //! - `name`: validation of namespace and container names.
 #![forbid(unsafe_code)]
 
@@ -37,6 +38,7 @@ mod name;
 
 pub mod api;
 pub mod monitor;
+pub mod time;
 
 #[cfg(feature = "tokio")]
 pub mod asynch;

@@ -96,3 +96,25 @@ pub fn remove(path: &str) -> Result<(), CgroupError> {
 pub fn exists(path: &str) -> bool {
     Cgroup::load(hierarchies::auto(), path).exists()
 }
+
+/// How many times the kernel's OOM killer has killed a process in the
+/// cgroup: `oom_kill` of `memory.events` (v2) or of `memory.oom_control`
+/// (v1, Linux 4.13+). Zero if the cgroup or the counter is missing.
+pub fn oom_kill_count(path: &str) -> u64 {
+    let candidates = if hierarchies::is_cgroup2_unified_mode() {
+        vec![format!("/sys/fs/cgroup/{path}/memory.events")]
+    } else {
+        vec![format!("/sys/fs/cgroup/memory/{path}/memory.oom_control")]
+    };
+    candidates
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter_map(|l| l.strip_prefix("oom_kill "))
+                .filter_map(|v| v.trim().parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .next()
+        .unwrap_or(0)
+}

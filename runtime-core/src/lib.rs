@@ -27,7 +27,9 @@ mod spec;
 mod state;
 mod sys;
 
-pub use cgroup::{exists as cgroup_exists, procs as cgroup_procs, remove as remove_cgroup};
+pub use cgroup::{
+    exists as cgroup_exists, oom_kill_count, procs as cgroup_procs, remove as remove_cgroup,
+};
 pub use container::{Container, CreateOptions, Status, Stdio};
 pub use defaults::{secure_default_spec, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
 pub use error::{CgroupError, Error, SpecError};

@@ -1,1 +1,314 @@
-//! placeholder
+//! The shared harness of contd's workspace-level tests: a [`TestEnv`] starts
+//! a supervisor on temporary directories and a temporary socket, builds a
+//! busybox rootfs, wraps the built binaries, and on drop — also when a test
+//! fails — kills every monitor and container it started and removes their
+//! cgroups, so no run leaks into the next.
+//!
+//! The binaries come from the workspace's `target/debug` (the README's test
+//! command builds them before running the tests).
+
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The cgroup hierarchies a test may have touched.
+const HIERARCHIES: [&str; 10] = [
+    "memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "devices", "freezer", "systemd",
+    "unified",
+];
+
+/// Directory holding the built binaries.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/debug/deps/<test> → target/debug
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
+    for b in ["contd", "contd-monitor", "contctl"] {
+        assert!(
+            dir.join(b).exists(),
+            "{} missing: build the workspace first (cargo build --workspace)",
+            dir.join(b).display()
+        );
+    }
+    dir
+}
+
+/// Fails loudly rather than skipping when not root.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests need root (CI runs them as root)"
+    );
+}
+
+/// Builds a busybox rootfs (static busybox, one symlink per applet).
+pub fn busybox_rootfs(dir: &Path) -> PathBuf {
+    let root = dir.join("rootfs");
+    for d in ["bin", "proc", "dev", "sys", "tmp", "etc", "root"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox not installed (apt-get install busybox-static)");
+    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    let list = Command::new(busybox).arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
+        }
+    }
+    root
+}
+
+/// One supervisor on its own directories, socket and cgroup parent.
+#[derive(Debug)]
+pub struct TestEnv {
+    /// Keeps the temporary directory alive.
+    pub dir: tempfile::TempDir,
+    /// The busybox rootfs.
+    pub rootfs: PathBuf,
+    /// contd's state dir.
+    pub state_dir: PathBuf,
+    /// contd's log dir.
+    pub log_dir: PathBuf,
+    /// The api socket.
+    pub socket: PathBuf,
+    /// cgroups live under this parent in every hierarchy.
+    pub cgroup_parent: String,
+    bins: PathBuf,
+    contd: Option<Child>,
+}
+
+impl TestEnv {
+    /// Prepares directories and a rootfs, and starts contd.
+    pub fn new() -> Self {
+        require_root();
+        let bins = bin_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("contd-t")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let mut env = TestEnv {
+            rootfs: busybox_rootfs(dir.path()),
+            state_dir: dir.path().join("state"),
+            log_dir: dir.path().join("logs"),
+            socket: dir.path().join("contd.sock"),
+            cgroup_parent: format!("contd-test-{}-{n}", std::process::id()),
+            dir,
+            bins,
+            contd: None,
+        };
+        env.start_contd();
+        env
+    }
+
+    /// Starts contd and waits until its socket answers.
+    pub fn start_contd(&mut self) {
+        assert!(self.contd.is_none(), "contd already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("contd.stderr"))
+            .unwrap();
+        let child = Command::new(self.bins.join("contd"))
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .arg("--log-dir")
+            .arg(&self.log_dir)
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--cgroup-parent")
+            .arg(&self.cgroup_parent)
+            .env("CONTD_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.contd = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while UnixStream::connect(&self.socket).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "contd did not start: {}",
+                self.contd_log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends `signal` to contd and reaps it.
+    pub fn stop_contd(&mut self, signal: i32) {
+        if let Some(mut c) = self.contd.take() {
+            // SAFETY-free: plain kill through nix.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::try_from(signal).unwrap(),
+            );
+            let _ = c.wait();
+        }
+    }
+
+    /// Whether contd still runs.
+    pub fn contd_alive(&mut self) -> bool {
+        self.contd
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// contd's stderr so far.
+    pub fn contd_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("contd.stderr")).unwrap_or_default()
+    }
+
+    /// Runs contctl against this env's socket.
+    pub fn contctl(&self, args: &[&str]) -> Output {
+        Command::new(self.bins.join("contctl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs contctl and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.contctl(args);
+        assert!(
+            out.status.success(),
+            "contctl {args:?} failed ({:?}): {}\ncontd log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.contd_log()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `contctl inspect NAME` as JSON.
+    pub fn inspect(&self, name: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["inspect", name])).unwrap()
+    }
+
+    /// Polls `cond` every 50 ms until it holds, or panics after `secs`.
+    pub fn wait_for(&self, what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The path of a container's cgroup in one hierarchy.
+    pub fn cgroup_dir(&self, hierarchy: &str, ns: &str, name: &str) -> PathBuf {
+        Path::new("/sys/fs/cgroup")
+            .join(hierarchy)
+            .join(&self.cgroup_parent)
+            .join(ns)
+            .join(name)
+    }
+
+    /// Pids of every monitor whose pid file is still on disk.
+    pub fn monitor_pids(&self) -> Vec<i32> {
+        let mut pids = Vec::new();
+        for ns in std::fs::read_dir(&self.state_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for c in std::fs::read_dir(ns.path()).into_iter().flatten().flatten() {
+                if let Ok(s) = std::fs::read_to_string(c.path().join("monitor.pid")) {
+                    if let Ok(p) = s.trim().parse() {
+                        pids.push(p);
+                    }
+                }
+            }
+        }
+        pids
+    }
+
+    /// A raw connection to the api socket.
+    pub fn raw(&self) -> UnixStream {
+        let s = UnixStream::connect(&self.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+
+    fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for h in HIERARCHIES {
+            let top = Path::new("/sys/fs/cgroup")
+                .join(h)
+                .join(&self.cgroup_parent);
+            collect_dirs(&top, &mut out);
+        }
+        // Deepest first, so rmdir succeeds.
+        out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        out
+    }
+
+    /// Every cgroup directory under this env's parent (leak check).
+    pub fn leftover_cgroups(&self) -> Vec<PathBuf> {
+        self.cgroup_dirs()
+            .into_iter()
+            .filter(|d| d.components().count() > 7)
+            .collect()
+    }
+}
+
+fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
+    if !dir.is_dir() {
+        return;
+    }
+    out.push(dir.to_path_buf());
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            collect_dirs(&e.path(), out);
+        }
+    }
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        self.stop_contd(libc::SIGKILL);
+        for p in self.monitor_pids() {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+        }
+        // Kill whatever is left in the containers' cgroups, then remove them.
+        for d in self.cgroup_dirs() {
+            let mut procs = String::new();
+            if let Ok(mut f) = std::fs::File::open(d.join("cgroup.procs")) {
+                let _ = f.read_to_string(&mut procs);
+            }
+            for p in procs.lines().filter_map(|l| l.parse().ok()) {
+                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            }
+        }
+        for d in self.cgroup_dirs() {
+            for _ in 0..100 {
+                if std::fs::remove_dir(&d).is_ok() || !d.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! How contctl shows things: the JSON object of `inspect` (also the elements
+//! of `ps --format json`), the `ps` table, and writes to stdout that treat a
+//! reader who went away as the end rather than a failure.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use anyhow::Context;
+use proto::api::{ContainerInfo, Stream};
+use proto::time::rfc3339_nanos;
+use serde_json::{json, Map, Value};
+
+/// One container as the JSON object `inspect` prints. Fields that only an
+/// exited container has (or, like `pid`, only a live one) are `null`
+/// otherwise.
+pub(crate) fn info_json(info: &ContainerInfo) -> Value {
+    let exit = info.exit.as_ref();
+    let labels: Map<String, Value> = info
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    json!({
+        "ns": info.ns,
+        "name": info.name,
+        "status": info.status.as_str(),
+        "pid": info.pid,
+        "exit_code": exit.map(|e| e.code),
+        "exit_signal": exit.and_then(|e| e.signal),
+        "oom_killed": exit.is_some_and(|e| e.oom_killed),
+        "log_path": info.log_path,
+        "rootfs": info.rootfs,
+        "args": info.args,
+        "created": rfc3339_nanos(info.created_at),
+        // ContainerInfo carries the start time only inside the exit record.
+        "started_at": exit.and_then(|e| e.started_at).map(rfc3339_nanos),
+        "finished_at": exit.map(|e| rfc3339_nanos(e.finished_at)),
+        "labels": labels,
+        "error": info.error,
+    })
+}
+
+/// `ps --format json`: a pretty JSON array of [`info_json`] objects, with a
+/// final newline.
+pub(crate) fn json_list(infos: &[ContainerInfo]) -> anyhow::Result<String> {
+    let list = Value::Array(infos.iter().map(info_json).collect());
+    pretty(&list)
+}
+
+/// A JSON value, pretty-printed, with a final newline.
+pub(crate) fn pretty(v: &Value) -> anyhow::Result<String> {
+    let mut s = serde_json::to_string_pretty(v).context("format JSON")?;
+    s.push('\n');
+    Ok(s)
+}
+
+/// `ps`: columns NAME, STATUS, PID, EXIT, CREATED, padded to line up.
+pub(crate) fn table(infos: &[ContainerInfo]) -> String {
+    let dash = || "-".to_string();
+    let mut rows = vec![["NAME", "STATUS", "PID", "EXIT", "CREATED"].map(String::from)];
+    for i in infos {
+        rows.push([
+            i.name.clone(),
+            i.status.as_str().to_string(),
+            i.pid.map_or_else(dash, |p| p.to_string()),
+            i.exit.as_ref().map_or_else(dash, |e| e.code.to_string()),
+            seconds(i.created_at),
+        ]);
+    }
+    let mut widths = [0usize; 5];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let [padded @ .., last] = row;
+        for (cell, w) in padded.iter().zip(widths) {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "{cell:<w$}   ");
+        }
+        out.push_str(last);
+        out.push('\n');
+    }
+    out
+}
+
+/// RFC 3339 in whole seconds (`2026-11-23T12:34:56Z`), wide enough for a
+/// table.
+fn seconds(unix_nanos: i64) -> String {
+    let s = rfc3339_nanos(unix_nanos);
+    match s.split_once('.') {
+        Some((head, _)) => format!("{head}Z"),
+        None => s,
+    }
+}
+
+/// Writes `text` to stdout. A closed pipe is not an error: the reader has
+/// gone, and every caller prints last, so nothing is lost by ending quietly.
+///
+/// # Errors
+/// Any other write failure.
+pub(crate) fn print(text: &str) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("write to stdout"),
+    }
+}
+
+/// Copies one chunk of container log to our stdout or stderr, flushed so the
+/// two streams interleave as they arrived.
+///
+/// # Errors
+/// The write failed (callers check for a broken pipe).
+pub(crate) fn write_log(stream: Stream, data: &[u8]) -> io::Result<()> {
+    match stream {
+        Stream::Stdout => {
+            let mut out = io::stdout().lock();
+            out.write_all(data)?;
+            out.flush()
+        }
+        Stream::Stderr => {
+            let mut err = io::stderr().lock();
+            err.write_all(data)?;
+            err.flush()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::{ExitRecord, Status};
+
+    use super::*;
+
+    const T0: i64 = 1_700_000_000_123_456_789;
+
+    fn info(name: &str, status: Status) -> ContainerInfo {
+        ContainerInfo {
+            ns: "default".into(),
+            name: name.into(),
+            status,
+            pid: None,
+            exit: None,
+            log_path: "/var/log/contd/default/web.log".into(),
+            rootfs: "/srv/rootfs".into(),
+            args: vec!["sh".into(), "-c".into(), "true".into()],
+            created_at: T0,
+            labels: vec![],
+            error: None,
+        }
+    }
+
+    #[test]
+    fn json_of_a_running_container_has_nulls_for_exit_fields() {
+        let mut i = info("web", Status::Running);
+        i.pid = Some(42);
+        i.labels = vec![("app".into(), "web".into())];
+        let v = info_json(&i);
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut want = [
+            "ns",
+            "name",
+            "status",
+            "pid",
+            "exit_code",
+            "exit_signal",
+            "oom_killed",
+            "log_path",
+            "rootfs",
+            "args",
+            "created",
+            "started_at",
+            "finished_at",
+            "labels",
+            "error",
+        ];
+        want.sort_unstable();
+        assert_eq!(keys, want);
+        assert_eq!(v["status"], "running");
+        assert_eq!(v["pid"], 42);
+        assert_eq!(v["args"], json!(["sh", "-c", "true"]));
+        assert_eq!(v["created"], "2023-11-14T22:13:20.123456789Z");
+        assert_eq!(v["labels"], json!({"app": "web"}));
+        assert_eq!(v["oom_killed"], false);
+        for k in [
+            "exit_code",
+            "exit_signal",
+            "started_at",
+            "finished_at",
+            "error",
+        ] {
+            assert!(v[k].is_null(), "{k}: {}", v[k]);
+        }
+    }
+
+    #[test]
+    fn json_of_an_exited_container_reports_the_record() {
+        let mut i = info("web", Status::Exited);
+        i.exit = Some(ExitRecord {
+            code: 137,
+            signal: Some(9),
+            oom_killed: true,
+            started_at: Some(T0 + 1_000_000_000),
+            finished_at: T0 + 2_000_000_000,
+            protocol: 1,
+        });
+        i.error = Some("monitor gone".into());
+        let v = info_json(&i);
+        assert_eq!(v["status"], "exited");
+        assert!(v["pid"].is_null());
+        assert_eq!(v["exit_code"], 137);
+        assert_eq!(v["exit_signal"], 9);
+        assert_eq!(v["oom_killed"], true);
+        assert_eq!(v["started_at"], "2023-11-14T22:13:21.123456789Z");
+        assert_eq!(v["finished_at"], "2023-11-14T22:13:22.123456789Z");
+        assert_eq!(v["error"], "monitor gone");
+        assert_eq!(v["labels"], json!({}));
+
+        let list: Value = serde_json::from_str(&json_list(&[i]).unwrap()).unwrap();
+        assert_eq!(list, json!([v]));
+    }
+
+    #[test]
+    fn table_aligns_columns_and_dashes_missing_values() {
+        let mut a = info("a-long-name", Status::Running);
+        a.pid = Some(1234);
+        let mut b = info("b", Status::Exited);
+        b.exit = Some(ExitRecord {
+            code: 3,
+            signal: None,
+            oom_killed: false,
+            started_at: None,
+            finished_at: T0,
+            protocol: 1,
+        });
+        let t = table(&[a, b]);
+        let want = "\
+NAME          STATUS    PID    EXIT   CREATED
+a-long-name   running   1234   -      2023-11-14T22:13:20Z
+b             exited    -      3      2023-11-14T22:13:20Z
+";
+        assert_eq!(t, want);
+        assert_eq!(table(&[]), "NAME   STATUS   PID   EXIT   CREATED\n");
+    }
+}

@@ -1,0 +1,81 @@
+//! The monitor's few unsafe system calls, each with its invariant.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+/// Takes ownership of an fd number inherited from the parent.
+///
+/// # Errors
+/// If `fd` is not open.
+pub(crate) fn adopt_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD only inspects the descriptor table.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the fd is open (checked above) and, by the command-line
+    // contract, handed to us to own; nothing else in this process uses it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Duplicates `fd` onto the number `target` (close-on-exec) and owns it.
+///
+/// # Errors
+/// If `dup3` fails.
+pub(crate) fn dup_to(fd: &OwnedFd, target: RawFd) -> io::Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `fd` is open; `target` is a number the monitor does not use
+    // (only stdio is below it), so replacing it closes nothing we own.
+    if unsafe { libc::dup3(fd.as_raw_fd(), target, libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: dup3 just made `target` a new descriptor that only we hold.
+    Ok(unsafe { OwnedFd::from_raw_fd(target) })
+}
+
+/// Where `fork` returned.
+pub(crate) enum Fork {
+    Parent(libc::pid_t),
+    Child,
+}
+
+/// `fork()`.
+///
+/// # Errors
+/// If the kernel refuses.
+pub(crate) fn fork() -> io::Result<Fork> {
+    // SAFETY: the monitor is single-threaded (no threads are ever started),
+    // so the child's copy of the address space holds no lock of another thread.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Fork::Child),
+        pid => Ok(Fork::Parent(pid)),
+    }
+}
+
+/// Closes every fd from `first` on.
+pub(crate) fn close_from(first: u32) {
+    // SAFETY: integer arguments only; closing fds nobody owns any more (the
+    // monitor has taken what it needs, above `first` nothing is referenced).
+    unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) };
+}
+
+/// `_exit`.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: always safe; never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// `prctl(PR_SET_CHILD_SUBREAPER, 1)`: orphans of the container come to us.
+pub(crate) fn set_subreaper() -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Ignores SIGPIPE: a vanished client is an EPIPE, not our death.
+pub(crate) fn ignore_sigpipe() {
+    // SAFETY: installing SIG_IGN has no handler code to be unsafe.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}

@@ -1,0 +1,224 @@
+//! The api socket: one task per client connection. Every connection opens
+//! with a hello; a malformed or oversize frame gets an error reply and the
+//! connection is closed; nothing a client sends can panic the daemon.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use proto::api::{Request, Response, Stream};
+use proto::asynch::{read_frame, write_frame};
+use proto::{ErrorKind, ErrorReply, FrameError, Hello};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use crate::{Error, SupervisorHandle};
+
+/// Binds the api socket (mode 0600). A socket file nobody serves is
+/// replaced; one that answers belongs to another contd and is an error.
+pub(crate) async fn bind(path: &Path) -> Result<UnixListener, Error> {
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("another contd serves {}", path.display()),
+            ));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let l = UnixListener::bind(path)
+        .map_err(|e| Error::internal(format!("bind {}: {e}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::internal(format!("chmod {}: {e}", path.display())))?;
+    Ok(l)
+}
+
+/// Accepts clients until shutdown.
+pub(crate) async fn serve(
+    l: UnixListener,
+    h: SupervisorHandle,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            r = l.accept() => match r {
+                Ok((s, _)) => {
+                    let h = h.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = connection(s, h).await {
+                            debug!(error = %e, "client connection ended");
+                        }
+                    });
+                }
+                Err(e) => {
+                    warn!(error = %e, "accept");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+fn err(e: Error) -> Response {
+    Response::Error(e.into())
+}
+
+async fn connection(mut s: UnixStream, h: SupervisorHandle) -> Result<(), FrameError> {
+    let hello: Hello = match tokio::time::timeout(Duration::from_secs(10), read_frame(&mut s)).await
+    {
+        Ok(Ok(hello)) => hello,
+        Ok(Err(FrameError::Closed)) | Err(_) => return Ok(()),
+        Ok(Err(e)) => {
+            let reply = Response::Error(ErrorReply::new(
+                ErrorKind::InvalidArgument,
+                format!("expected hello: {e}"),
+            ));
+            return write_frame(&mut s, &reply).await;
+        }
+    };
+    let Some(version) = proto::negotiate(hello.protocol) else {
+        let reply = Response::Error(ErrorReply::new(
+            ErrorKind::Unsupported,
+            format!("no common protocol version with {}", hello.protocol),
+        ));
+        return write_frame(&mut s, &reply).await;
+    };
+    write_frame(
+        &mut s,
+        &Hello {
+            protocol: version,
+            software: format!("contd {}", env!("CARGO_PKG_VERSION")),
+        },
+    )
+    .await?;
+    loop {
+        let req: Request = match read_frame(&mut s).await {
+            Ok(r) => r,
+            Err(FrameError::Closed) => return Ok(()),
+            Err(e @ (FrameError::TooLarge(_) | FrameError::Malformed(_))) => {
+                let reply =
+                    Response::Error(ErrorReply::new(ErrorKind::InvalidArgument, e.to_string()));
+                return write_frame(&mut s, &reply).await;
+            }
+            Err(e) => return Err(e),
+        };
+        debug!(?req, "request");
+        if let Request::Logs { ns, name } = &req {
+            match h.log_path(ns, name).await {
+                Ok(p) => stream_log(&mut s, &p).await?,
+                Err(e) => write_frame(&mut s, &err(e)).await?,
+            }
+            continue;
+        }
+        let reply = dispatch(&h, req).await;
+        write_frame(&mut s, &reply).await?;
+    }
+}
+
+async fn dispatch(h: &SupervisorHandle, req: Request) -> Response {
+    let ok = |r: Result<(), Error>| r.map_or_else(err, |()| Response::Ok);
+    match req {
+        Request::Create(c) => h.create(c).await.map_or_else(err, Response::Container),
+        Request::Start { ns, name } => ok(h.start_container(&ns, &name).await),
+        Request::Inspect { ns, name } => h
+            .inspect(&ns, &name)
+            .await
+            .map_or_else(err, Response::Container),
+        Request::List { ns } => h
+            .list(ns.as_deref())
+            .await
+            .map_or_else(err, Response::Containers),
+        Request::Stop {
+            ns,
+            name,
+            timeout_secs,
+        } => ok(h
+            .stop(&ns, &name, Duration::from_secs(u64::from(timeout_secs)))
+            .await),
+        Request::Kill { ns, name, signal } => ok(h.kill(&ns, &name, signal).await),
+        Request::Remove { ns, name, force } => ok(h.remove(&ns, &name, force).await),
+        Request::Wait { ns, name } => h.wait(&ns, &name).await.map_or_else(err, Response::Exited),
+        // Answered in `connection`, streaming.
+        Request::Logs { .. } => err(Error::internal("logs is streamed")),
+    }
+}
+
+/// Parses one CRI log record: stream, whether the line is complete, text.
+pub(crate) fn parse_cri(line: &[u8]) -> Option<(Stream, bool, &[u8])> {
+    let mut parts = line.splitn(4, |b| *b == b' ');
+    let _ts = parts.next()?;
+    let stream = match parts.next()? {
+        b"stdout" => Stream::Stdout,
+        b"stderr" => Stream::Stderr,
+        _ => return None,
+    };
+    let full = match parts.next()? {
+        b"F" => true,
+        b"P" => false,
+        _ => return None,
+    };
+    Some((stream, full, parts.next().unwrap_or_default()))
+}
+
+/// Sends the log's text, CRI prefixes removed, in chunks, then `LogEnd`.
+async fn stream_log(s: &mut UnixStream, path: &Path) -> Result<(), FrameError> {
+    const CHUNK: usize = 256 * 1024;
+    let file = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return write_frame(s, &Response::LogEnd).await;
+        }
+        Err(e) => {
+            return write_frame(
+                s,
+                &err(Error::internal(format!("open {}: {e}", path.display()))),
+            )
+            .await;
+        }
+    };
+    let mut lines = BufReader::new(file).split(b'\n');
+    let mut current: Option<(Stream, Vec<u8>)> = None;
+    while let Some(line) = lines.next_segment().await? {
+        let Some((stream, full, text)) = parse_cri(&line) else {
+            continue;
+        };
+        if current
+            .as_ref()
+            .is_some_and(|(st, buf)| *st != stream || buf.len() >= CHUNK)
+        {
+            if let Some((st, data)) = current.take() {
+                write_frame(s, &Response::LogData { stream: st, data }).await?;
+            }
+        }
+        let buf = &mut current.get_or_insert_with(|| (stream, Vec::new())).1;
+        buf.extend_from_slice(text);
+        if full {
+            buf.push(b'\n');
+        }
+    }
+    if let Some((stream, data)) = current {
+        write_frame(s, &Response::LogData { stream, data }).await?;
+    }
+    write_frame(s, &Response::LogEnd).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cri_records_parse() {
+        assert_eq!(
+            parse_cri(b"2026-01-01T00:00:00.000000000Z stdout F hello world"),
+            Some((Stream::Stdout, true, &b"hello world"[..]))
+        );
+        assert_eq!(
+            parse_cri(b"2026-01-01T00:00:00.000000000Z stderr P "),
+            Some((Stream::Stderr, false, &b""[..]))
+        );
+        assert_eq!(parse_cri(b"garbage"), None);
+    }
+}

@@ -1,0 +1,138 @@
+//! The supervisor actor: the registry `(ns, name) → ContainerHandle`.
+
+use std::collections::BTreeMap;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::container::ContainerHandle;
+use crate::spec::Meta;
+use crate::{Config, Error};
+
+type Key = (String, String);
+
+enum Msg {
+    Reserve {
+        key: Key,
+        reply: oneshot::Sender<Result<ContainerHandle, Error>>,
+    },
+    Get {
+        key: Key,
+        reply: oneshot::Sender<Option<ContainerHandle>>,
+    },
+    List {
+        ns: Option<String>,
+        reply: oneshot::Sender<Vec<ContainerHandle>>,
+    },
+    Forget {
+        key: Key,
+    },
+}
+
+/// Handle to the registry actor.
+#[derive(Clone, Debug)]
+pub(crate) struct Registry {
+    tx: mpsc::Sender<Msg>,
+}
+
+struct RegistryActor {
+    rx: mpsc::Receiver<Msg>,
+    config: Config,
+    containers: BTreeMap<Key, ContainerHandle>,
+}
+
+impl Registry {
+    /// Starts the registry with the containers found on disk.
+    pub(crate) fn spawn(config: Config, adopted: Vec<Meta>) -> Self {
+        let (tx, rx) = mpsc::channel(64);
+        let containers = adopted
+            .into_iter()
+            .map(|m| {
+                let key = (m.ns.clone(), m.name.clone());
+                let h = ContainerHandle::spawn(&config, &key.0, &key.1, Some(m));
+                (key, h)
+            })
+            .collect();
+        let actor = RegistryActor {
+            rx,
+            config,
+            containers,
+        };
+        tokio::spawn(actor.run());
+        Registry { tx }
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Msg) -> Result<T, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| Error::internal("supervisor is shutting down"))?;
+        rx.await
+            .map_err(|_| Error::internal("supervisor is shutting down"))
+    }
+
+    /// Claims a name for a new container.
+    pub(crate) async fn reserve(&self, ns: &str, name: &str) -> Result<ContainerHandle, Error> {
+        let key = (ns.to_string(), name.to_string());
+        self.ask(|reply| Msg::Reserve { key, reply }).await?
+    }
+
+    /// Finds a container.
+    pub(crate) async fn get(&self, ns: &str, name: &str) -> Result<ContainerHandle, Error> {
+        let key = (ns.to_string(), name.to_string());
+        self.ask(|reply| Msg::Get { key, reply })
+            .await?
+            .ok_or_else(|| Error::not_found(ns, name))
+    }
+
+    /// Containers of one namespace, or all.
+    pub(crate) async fn list(&self, ns: Option<String>) -> Result<Vec<ContainerHandle>, Error> {
+        self.ask(|reply| Msg::List { ns, reply }).await
+    }
+
+    /// Drops a container from the registry (removed, or failed to create).
+    pub(crate) async fn forget(&self, ns: &str, name: &str) {
+        let key = (ns.to_string(), name.to_string());
+        let _ = self.tx.send(Msg::Forget { key }).await;
+    }
+}
+
+impl RegistryActor {
+    async fn run(mut self) {
+        while let Some(msg) = self.rx.recv().await {
+            match msg {
+                Msg::Reserve { key, reply } => {
+                    let r = if self.containers.contains_key(&key) {
+                        Err(Error::new(
+                            proto::ErrorKind::AlreadyExists,
+                            format!(
+                                "container {:?} exists already in namespace {:?}",
+                                key.1, key.0
+                            ),
+                        ))
+                    } else {
+                        let h = ContainerHandle::spawn(&self.config, &key.0, &key.1, None);
+                        self.containers.insert(key, h.clone());
+                        Ok(h)
+                    };
+                    let _ = reply.send(r);
+                }
+                Msg::Get { key, reply } => {
+                    let _ = reply.send(self.containers.get(&key).cloned());
+                }
+                Msg::List { ns, reply } => {
+                    let v = self
+                        .containers
+                        .iter()
+                        .filter(|((n, _), _)| ns.as_ref().is_none_or(|want| want == n))
+                        .map(|(_, h)| h.clone())
+                        .collect();
+                    let _ = reply.send(v);
+                }
+                Msg::Forget { key } => {
+                    self.containers.remove(&key);
+                }
+            }
+        }
+    }
+}
