@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what contd needs on a fresh Debian 12 machine (as root), builds the
+# workspace and makes a busybox rootfs at target/rootfs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
+[ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v runc >/dev/null 2>&1 || need+=(runc)        # benchmarks compare against it
+command -v hyperfine >/dev/null 2>&1 || need+=(hyperfine)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "setup: installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+cargo build --workspace --quiet
+
+# A busybox rootfs: the static binary and one symlink per applet.
+root=target/rootfs
+if [ ! -x "$root/bin/busybox" ]; then
+    rm -rf "$root"
+    mkdir -p "$root"/{bin,proc,dev,sys,tmp,etc,root}
+    cp "$(command -v busybox)" "$root/bin/busybox"
+    for applet in $("$root/bin/busybox" --list); do
+        [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
+    done
+    echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
+    echo "root:x:0:" > "$root/etc/group"
+fi
+echo "setup: built target/debug/{contd,contd-monitor,contctl}; rootfs at $root"

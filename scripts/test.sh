@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs every test (as root: containers need it). The end-to-end tests drive
+# the built binaries, so the workspace is built first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo test --workspace
