@@ -10,6 +10,7 @@ command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v runc >/dev/null 2>&1 || need+=(runc)        # benchmarks compare against it
 command -v hyperfine >/dev/null 2>&1 || need+=(hyperfine)
+command -v bc >/dev/null 2>&1 || need+=(bc)
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
