@@ -20,7 +20,7 @@ type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
 enum Msg {
     Create {
-        req: CreateRequest,
+        req: Box<CreateRequest>,
         reply: Reply<ContainerInfo>,
     },
     Start {
@@ -89,7 +89,11 @@ impl ContainerHandle {
     }
 
     pub(crate) async fn create(&self, req: CreateRequest) -> Result<ContainerInfo, Error> {
-        self.call(|reply| Msg::Create { req, reply }).await
+        self.call(|reply| Msg::Create {
+            req: Box::new(req),
+            reply,
+        })
+        .await
     }
     pub(crate) async fn start(&self) -> Result<(), Error> {
         self.call(|reply| Msg::Start { reply }).await
@@ -168,7 +172,7 @@ impl ContainerActor {
         while let Some(msg) = self.rx.recv().await {
             match msg {
                 Msg::Create { req, reply } => {
-                    let _ = reply.send(self.create(req).await);
+                    let _ = reply.send(self.create(*req).await);
                 }
                 Msg::Start { reply } => {
                     let _ = reply.send(self.simple(MReq::Start).await);

@@ -159,7 +159,8 @@ mod tests {
 
     #[test]
     fn refuses_bad_fields() {
-        let cases: Vec<(fn(&mut CreateRequest), &str)> = vec![
+        type Edit = fn(&mut CreateRequest);
+        let cases: Vec<(Edit, &str)> = vec![
             (|r| r.name = "../x".into(), "invalid name"),
             (|r| r.ns = "a/b".into(), "invalid namespace"),
             (|r| r.rootfs = "rel".into(), "not an absolute path"),

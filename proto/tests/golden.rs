@@ -1,0 +1,257 @@
+//! Golden bytes: the exact encoding of every message of protocol version 1,
+//! stored under `tests/golden/v1/`. A change to any encoding fails here; a
+//! monitor started by an older contd must stay adoptable. To add the files
+//! of new messages (never to change old ones): `BLESS=1 cargo test -p proto`.
+
+use proto::api::{ContainerInfo, CreateRequest, Request, Response, Stream};
+use proto::monitor::{MonitorState, Ready, Request as MReq, Response as MResp};
+use proto::{ErrorKind, ErrorReply, ExitRecord, Hello, Status};
+
+fn record() -> ExitRecord {
+    ExitRecord {
+        code: 137,
+        signal: Some(9),
+        oom_killed: true,
+        started_at: Some(1_700_000_000_000_000_000),
+        finished_at: 1_700_000_001_000_000_000,
+        protocol: 1,
+    }
+}
+
+fn info() -> ContainerInfo {
+    ContainerInfo {
+        ns: "default".into(),
+        name: "web".into(),
+        status: Status::Running,
+        pid: Some(42),
+        exit: None,
+        log_path: "/var/log/contd/default/web.log".into(),
+        rootfs: "/srv/rootfs".into(),
+        args: vec!["sh".into(), "-c".into(), "true".into()],
+        created_at: 1_700_000_000_000_000_000,
+        labels: vec![("k".into(), "v".into())],
+        error: None,
+    }
+}
+
+fn samples() -> Vec<(&'static str, Vec<u8>)> {
+    let e = |m: &dyn erased::Enc| m.enc();
+    let (ns, name) = (String::from("default"), String::from("web"));
+    vec![
+        (
+            "hello",
+            e(&Hello {
+                protocol: 1,
+                software: "contd 0.1.0".into(),
+            }),
+        ),
+        ("exit_record", e(&record())),
+        (
+            "error_reply",
+            e(&ErrorReply::new(ErrorKind::Conflict, "busy")),
+        ),
+        (
+            "api_create",
+            e(&Request::Create(CreateRequest {
+                ns: ns.clone(),
+                name: name.clone(),
+                rootfs: "/srv/rootfs".into(),
+                args: vec!["sleep".into(), "1".into()],
+                env: vec!["A=1".into()],
+                cwd: Some("/".into()),
+                user: Some((1000, 1000)),
+                hostname: Some("h".into()),
+                memory: Some(64 << 20),
+                pids_limit: Some(100),
+                network: Some("/run/netns/x".into()),
+                labels: vec![("k".into(), "v".into())],
+                start: true,
+            })),
+        ),
+        (
+            "api_start",
+            e(&Request::Start {
+                ns: ns.clone(),
+                name: name.clone(),
+            }),
+        ),
+        (
+            "api_inspect",
+            e(&Request::Inspect {
+                ns: ns.clone(),
+                name: name.clone(),
+            }),
+        ),
+        (
+            "api_list",
+            e(&Request::List {
+                ns: Some(ns.clone()),
+            }),
+        ),
+        (
+            "api_logs",
+            e(&Request::Logs {
+                ns: ns.clone(),
+                name: name.clone(),
+            }),
+        ),
+        (
+            "api_stop",
+            e(&Request::Stop {
+                ns: ns.clone(),
+                name: name.clone(),
+                timeout_secs: 10,
+            }),
+        ),
+        (
+            "api_kill",
+            e(&Request::Kill {
+                ns: ns.clone(),
+                name: name.clone(),
+                signal: 15,
+            }),
+        ),
+        (
+            "api_remove",
+            e(&Request::Remove {
+                ns: ns.clone(),
+                name: name.clone(),
+                force: true,
+            }),
+        ),
+        ("api_wait", e(&Request::Wait { ns, name })),
+        ("api_resp_ok", e(&Response::Ok)),
+        ("api_resp_container", e(&Response::Container(info()))),
+        (
+            "api_resp_containers",
+            e(&Response::Containers(vec![info()])),
+        ),
+        (
+            "api_resp_logdata",
+            e(&Response::LogData {
+                stream: Stream::Stderr,
+                data: b"x\n".to_vec(),
+            }),
+        ),
+        ("api_resp_logend", e(&Response::LogEnd)),
+        ("api_resp_exited", e(&Response::Exited(record()))),
+        (
+            "api_resp_error",
+            e(&Response::Error(ErrorReply::new(ErrorKind::NotFound, "no"))),
+        ),
+        ("mon_state", e(&MReq::State)),
+        ("mon_start", e(&MReq::Start)),
+        ("mon_signal", e(&MReq::Signal { signal: 9 })),
+        ("mon_wait", e(&MReq::Wait)),
+        ("mon_release", e(&MReq::Release)),
+        ("mon_resp_ok", e(&MResp::Ok)),
+        (
+            "mon_resp_state",
+            e(&MResp::State(MonitorState {
+                status: Status::Exited,
+                pid: None,
+                exit: Some(record()),
+                created_at: 1,
+                started_at: Some(2),
+                log_path: "/l".into(),
+                monitor_pid: 7,
+            })),
+        ),
+        ("mon_resp_exited", e(&MResp::Exited(record()))),
+        (
+            "mon_resp_error",
+            e(&MResp::Error(ErrorReply::new(ErrorKind::Internal, "x"))),
+        ),
+        (
+            "ready_created",
+            e(&Ready::Created {
+                pid: 10,
+                monitor_pid: 9,
+            }),
+        ),
+        (
+            "ready_failed",
+            e(&Ready::Failed(ErrorReply::new(
+                ErrorKind::InvalidArgument,
+                "bad",
+            ))),
+        ),
+    ]
+}
+
+mod erased {
+    pub trait Enc {
+        fn enc(&self) -> Vec<u8>;
+    }
+    impl<T: serde::Serialize> Enc for T {
+        fn enc(&self) -> Vec<u8> {
+            proto::encode(self).expect("encode sample")
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn v1_encodings_are_frozen() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1");
+    let bless = std::env::var_os("BLESS").is_some();
+    let mut missing = Vec::new();
+    for (name, bytes) in samples() {
+        let path = dir.join(format!("{name}.hex"));
+        match std::fs::read_to_string(&path) {
+            Ok(want) => assert_eq!(hex(&bytes), want.trim(), "encoding of {name} changed"),
+            Err(_) if bless => std::fs::write(&path, hex(&bytes) + "\n").unwrap(),
+            Err(_) => missing.push(name),
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "no golden file for {missing:?} (BLESS=1 to add)"
+    );
+}
+
+#[test]
+fn golden_files_decode_back() {
+    // The stored bytes of a few messages decode into the same values.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1");
+    let read = |n: &str| -> Vec<u8> {
+        let h = std::fs::read_to_string(dir.join(format!("{n}.hex"))).unwrap();
+        (0..h.trim().len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let r: ExitRecord = proto::decode(&read("exit_record")).unwrap();
+    assert_eq!(r, record());
+    let c: Response = proto::decode(&read("api_resp_container")).unwrap();
+    assert_eq!(c, Response::Container(info()));
+}
+
+#[test]
+fn random_and_truncated_input_never_panics() {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for (_, bytes) in samples() {
+        for cut in 0..bytes.len() {
+            let _ = proto::decode::<Request>(&bytes[..cut]);
+            let _ = proto::decode::<MResp>(&bytes[..cut]);
+        }
+    }
+    for _ in 0..20_000 {
+        let len = (next() % 64) as usize;
+        let buf: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let _ = proto::decode::<Request>(&buf);
+        let _ = proto::decode::<Response>(&buf);
+        let _ = proto::decode::<MReq>(&buf);
+        let _ = proto::decode::<MResp>(&buf);
+        let _ = proto::read_frame::<Request>(&mut buf.as_slice());
+    }
+}
