@@ -22,6 +22,8 @@ cleanup() {
     kill "$contd_pid" 2>/dev/null || true
     wait 2>/dev/null || true
     rm -rf "$work"
+    # Empty parent cgroups (<parent>/<ns>) go too.
+    find /sys/fs/cgroup/*/contd-demo -depth -type d -exec rmdir {} + 2>/dev/null || true
 }
 trap cleanup EXIT
 
