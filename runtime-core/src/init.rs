@@ -161,7 +161,7 @@ fn setup(args: InitArgs<'_>) -> Result<std::convert::Infallible, String> {
         sys::unshare(libc::CLONE_NEWCGROUP).map_err(|e| format!("new cgroup namespace: {e}"))?;
     }
     if checked.namespaces.clone_flags & libc::CLONE_NEWNET != 0 {
-        loopback_up()?;
+        sys::loopback_up().map_err(|e| format!("bring lo up: {e}"))?;
     }
 
     // Mounts happen with umask 0 so device nodes get exactly their mode.
@@ -272,28 +272,4 @@ fn setup(args: InitArgs<'_>) -> Result<std::convert::Infallible, String> {
     // The parent no longer listens: say it where the user looks.
     eprintln!("contd: exec {}: {err}", program.display());
     sys::exit_now(127)
-}
-
-/// Brings `lo` up in a new network namespace, as users expect.
-fn loopback_up() -> Result<(), String> {
-    // SIOCSIFFLAGS on any AF_INET socket.
-    // SAFETY: plain socket call.
-    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if s < 0 {
-        return Err(format!("socket: {}", std::io::Error::last_os_error()));
-    }
-    // SAFETY: the kernel returned a fresh fd that nobody else owns.
-    let sock = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(s) };
-    // SAFETY: ifreq is plain old data; all-zero is valid.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (i, b) in b"lo".iter().enumerate() {
-        req.ifr_name[i] = *b as libc::c_char;
-    }
-    req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-    // SAFETY: valid socket and a filled ifreq.
-    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) };
-    if r < 0 {
-        return Err(format!("bring lo up: {}", std::io::Error::last_os_error()));
-    }
-    Ok(())
 }

@@ -15,7 +15,9 @@
 //! - `defaults`: the secure default spec.
 //! - `cgroup`: cgroups through cgroups-rs.
 //! - `state`: `state.json` and time formatting.
-//! - `sys`: every raw system call, and every `unsafe` block.
+//! - `sys`: every raw system call and every `unsafe` block, but for the
+//!   call of `sys::clone_fork`, whose single-threaded contract is the
+//!   caller's to keep.
 
 mod cgroup;
 mod container;

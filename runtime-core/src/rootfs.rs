@@ -342,15 +342,8 @@ pub(crate) fn pivot(rootfs: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Flags of the mount holding `path`, as mount(2) flags.
+/// Flags of the mount holding `path` that a remount must keep.
 fn mount_flags(path: &str) -> io::Result<libc::c_ulong> {
-    let cpath = c(path);
-    let mut st: libc::statvfs = unsafe_zeroed_statvfs();
-    // SAFETY: valid C string and a statvfs struct to fill.
-    let r = unsafe { libc::statvfs(cpath.as_ptr(), &mut st) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
     // ST_* values equal the MS_* values for the flags a remount keeps.
     let keep = libc::MS_NOSUID
         | libc::MS_NODEV
@@ -358,12 +351,7 @@ fn mount_flags(path: &str) -> io::Result<libc::c_ulong> {
         | libc::MS_NOATIME
         | libc::MS_NODIRATIME
         | libc::MS_RELATIME;
-    Ok(st.f_flag & keep)
-}
-
-fn unsafe_zeroed_statvfs() -> libc::statvfs {
-    // SAFETY: statvfs is plain old data; all-zero is a valid value.
-    unsafe { std::mem::zeroed() }
+    Ok(sys::statvfs_flags(&c(path))? & keep)
 }
 
 /// Remounts a path (already a mount point) read-only, keeping its flags.

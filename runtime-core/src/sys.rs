@@ -395,6 +395,34 @@ pub fn process_state(pid: i32) -> io::Result<char> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad /proc stat"))
 }
 
+/// The `f_flag` word of `statvfs(path)`.
+pub(crate) fn statvfs_flags(path: &CStr) -> io::Result<libc::c_ulong> {
+    // SAFETY: statvfs is plain old data; all-zero is a valid value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid C string and a statvfs struct to fill.
+    cvt_int(unsafe { libc::statvfs(path.as_ptr(), &mut st) })?;
+    Ok(st.f_flag)
+}
+
+/// Sets `lo` up (`SIOCSIFFLAGS` with `IFF_UP | IFF_RUNNING`) in the current
+/// network namespace.
+pub(crate) fn loopback_up() -> io::Result<()> {
+    // SAFETY: plain socket call.
+    let s =
+        cvt_int(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: the kernel returned a fresh fd that nobody else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(s) };
+    // SAFETY: ifreq is plain old data; all-zero is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in b"lo".iter().enumerate() {
+        req.ifr_name[i] = *b as libc::c_char;
+    }
+    req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    // SAFETY: valid socket and a filled ifreq that outlives the call.
+    cvt_int(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
