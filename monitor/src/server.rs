@@ -148,16 +148,17 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
         }
     };
     let stdin = std::fs::File::open("/dev/null").map(OwnedFd::from).ok();
-    let created = Container::create(CreateOptions {
-        id: args.id.clone(),
-        bundle: args.state_dir.join("bundle"),
-        state_dir: args.state_dir.join("runtime"),
-        stdio: Stdio {
-            stdin,
-            stdout: Some(out_w),
-            stderr: Some(err_w),
-        },
-    });
+    let mut opts = CreateOptions::new(
+        args.id.clone(),
+        args.state_dir.join("bundle"),
+        args.state_dir.join("runtime"),
+    );
+    opts.stdio = Stdio {
+        stdin,
+        stdout: Some(out_w),
+        stderr: Some(err_w),
+    };
+    let created = Container::create(opts);
     let container = match created {
         Ok(c) => c,
         Err(e) => {

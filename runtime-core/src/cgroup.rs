@@ -1,36 +1,16 @@
 //! Container cgroups through cgroups-rs, on v1 (and hybrid, driven as v1)
-//! and v2 hierarchies.
+//! and v2 hierarchies: every resource of `linux.resources` goes through
+//! cgroups-rs's OCI manager; freezing, stats and removal through its
+//! per-controller API.
 
-use cgroups_rs::fs::{cgroup_builder::CgroupBuilder, hierarchies, Cgroup, MaxValue};
+use cgroups_rs::fs::freezer::FreezerController;
+use cgroups_rs::fs::{hierarchies, Cgroup};
+use cgroups_rs::manager::{FsManager, Manager};
 use cgroups_rs::CgroupPid;
-use oci_spec::runtime::LinuxResources;
+use cgroups_rs::FreezerState;
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxResources};
 
-use crate::error::CgroupError;
-
-/// The limits runtime-core applies.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Memory limit in bytes.
-    pub memory: Option<i64>,
-    /// Maximum number of processes.
-    pub pids: Option<i64>,
-}
-
-impl Limits {
-    pub(crate) fn from_spec(r: Option<&LinuxResources>) -> Self {
-        let Some(r) = r else {
-            return Self::default();
-        };
-        Limits {
-            memory: r
-                .memory()
-                .as_ref()
-                .and_then(|m| m.limit())
-                .filter(|l| *l > 0),
-            pids: r.pids().as_ref().map(|p| p.limit()).filter(|l| *l > 0),
-        }
-    }
-}
+use crate::error::{CgroupError, SpecError};
 
 fn err(path: &str, message: impl std::fmt::Display) -> CgroupError {
     CgroupError {
@@ -39,44 +19,231 @@ fn err(path: &str, message: impl std::fmt::Display) -> CgroupError {
     }
 }
 
-/// Creates the cgroup `path` with `limits` in every hierarchy and moves `pid`
-/// into it.
-///
-/// # Errors
-/// If the cgroup exists already (another container owns it), or creation,
-/// a limit or the move fails; a cgroup this call created is removed again.
-pub(crate) fn create(path: &str, limits: Limits, pid: i32) -> Result<(), CgroupError> {
-    let probe = Cgroup::load(hierarchies::auto(), path);
-    if probe.exists() && !probe.procs().is_empty() {
-        return Err(err(path, "exists already and has processes"));
+/// Whether the host runs a pure cgroup v2 hierarchy.
+pub fn is_v2() -> bool {
+    hierarchies::is_cgroup2_unified_mode()
+}
+
+/// Checks `linux.resources` before anything is created: what this host's
+/// cgroups cannot do is refused, never skipped.
+pub(crate) fn validate(r: &LinuxResources) -> Result<(), SpecError> {
+    if let Some(l) = r.memory().as_ref().and_then(|m| m.limit()) {
+        if l != -1 && l < 4096 * 1024 {
+            return Err(SpecError::invalid(
+                "linux.resources.memory.limit",
+                format!("{l} bytes is below the 4 MiB minimum"),
+            ));
+        }
     }
-    let mut b = CgroupBuilder::new(path);
-    if let Some(m) = limits.memory {
-        b = b.memory().memory_hard_limit(m).done();
+    if let (Some(l), Some(s)) = (
+        r.memory().as_ref().and_then(|m| m.limit()),
+        r.memory().as_ref().and_then(|m| m.swap()),
+    ) {
+        if l > 0 && s > 0 && s < l {
+            return Err(SpecError::invalid(
+                "linux.resources.memory.swap",
+                "memory+swap limit below the memory limit",
+            ));
+        }
     }
-    if let Some(p) = limits.pids {
-        b = b
-            .pid()
-            .maximum_number_of_processes(MaxValue::Value(p))
-            .done();
+    if is_v2() && r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(SpecError::unsupported(
+            "linux.resources.devices",
+            "device rules not supported on cgroup v2 (no eBPF device filter yet)",
+        ));
     }
-    let cg = b
-        .build(hierarchies::auto())
-        .map_err(|e| err(path, format!("create: {e}")))?;
-    if let Err(e) = cg.add_task_by_tgid(CgroupPid::from(pid as u64)) {
-        let _ = cg.delete();
-        return Err(err(path, format!("move pid {pid}: {e}")));
+    if !is_v2() && r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        return Err(SpecError::unsupported(
+            "linux.resources.unified",
+            "needs a cgroup v2 host",
+        ));
+    }
+    if r.rdma().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(SpecError::unsupported(
+            "linux.resources.rdma",
+            "the rdma controller is not supported",
+        ));
+    }
+    for (i, d) in r.devices().iter().flatten().enumerate() {
+        if let Some(a) = d.access() {
+            if a.chars().any(|c| !matches!(c, 'r' | 'w' | 'm')) {
+                return Err(SpecError::invalid(
+                    format!("linux.resources.devices[{i}].access"),
+                    format!("{a:?} is not a subset of \"rwm\""),
+                ));
+            }
+        }
     }
     Ok(())
 }
 
+/// The device rules the container's cgroup gets: the spec's own, then
+/// access to the standard nodes and the spec's `linux.devices` (as runc).
+fn device_rules(r: &LinuxResources, extra: &[LinuxDevice]) -> Option<LinuxResources> {
+    let rules = r.devices().as_ref()?;
+    let mut all = rules.clone();
+    let allow = |typ: LinuxDeviceType, major: i64, minor: Option<i64>| {
+        LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(typ)
+            .major(major)
+            .minor(minor.unwrap_or(-1))
+            .access("rwm")
+            .build()
+            .ok()
+    };
+    let standard = [
+        (LinuxDeviceType::C, 1, Some(3)),
+        (LinuxDeviceType::C, 1, Some(5)),
+        (LinuxDeviceType::C, 1, Some(7)),
+        (LinuxDeviceType::C, 1, Some(8)),
+        (LinuxDeviceType::C, 1, Some(9)),
+        (LinuxDeviceType::C, 5, Some(0)),
+        (LinuxDeviceType::C, 5, Some(1)),
+        (LinuxDeviceType::C, 5, Some(2)),
+        (LinuxDeviceType::C, 136, None),
+    ];
+    all.extend(
+        standard
+            .into_iter()
+            .filter_map(|(t, ma, mi)| allow(t, ma, mi)),
+    );
+    for d in extra {
+        let typ = match d.typ() {
+            LinuxDeviceType::U => LinuxDeviceType::C,
+            t => t,
+        };
+        if typ != LinuxDeviceType::P {
+            all.extend(allow(typ, d.major(), Some(d.minor())));
+        }
+    }
+    let mut out = r.clone();
+    out.set_devices(Some(all));
+    Some(out)
+}
+
+/// Creates the cgroup `path`, applies `resources` (plus device access to
+/// `devices`), and moves `pid` into it.
+///
+/// # Errors
+/// If the cgroup exists already with processes in it (another container
+/// owns it), or creation, a limit or the move fails; a cgroup this call
+/// created is removed again.
+pub(crate) fn create(
+    path: &str,
+    resources: Option<&LinuxResources>,
+    devices: &[LinuxDevice],
+    pid: i32,
+) -> Result<(), CgroupError> {
+    let probe = Cgroup::load(hierarchies::auto(), path);
+    if probe.exists() && !probe.procs().is_empty() {
+        return Err(err(path, "exists already and has processes"));
+    }
+    let cg =
+        Cgroup::new(hierarchies::auto(), path).map_err(|e| err(path, format!("create: {e}")))?;
+    let undo = |e: String| {
+        let _ = cg.delete();
+        err(path, e)
+    };
+    if let Some(r) = resources {
+        let mut m = FsManager::new(path).map_err(|e| undo(format!("open: {e}")))?;
+        let r = device_rules(r, devices).unwrap_or_else(|| r.clone());
+        m.set(&r).map_err(|e| undo(format!("set resources: {e}")))?;
+    }
+    cg.add_task_by_tgid(CgroupPid::from(pid as u64))
+        .map_err(|e| undo(format!("move pid {pid}: {e}")))?;
+    Ok(())
+}
+
+/// Moves `pid` into the existing cgroup `path` (for `exec`).
+///
+/// # Errors
+/// If the cgroup is gone or the move fails.
+pub(crate) fn join(path: &str, pid: i32) -> Result<(), CgroupError> {
+    let cg = Cgroup::load(hierarchies::auto(), path);
+    if !cg.exists() {
+        return Err(err(path, "does not exist"));
+    }
+    cg.add_task_by_tgid(CgroupPid::from(pid as u64))
+        .map_err(|e| err(path, format!("move pid {pid}: {e}")))
+}
+
 /// Pids of the processes in the cgroup.
 pub fn procs(path: &str) -> Vec<i32> {
-    Cgroup::load(hierarchies::auto(), path)
+    let mut v: Vec<i32> = Cgroup::load(hierarchies::auto(), path)
         .procs()
         .into_iter()
         .map(|p| p.pid as i32)
-        .collect()
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Freezes (`true`) or thaws the cgroup.
+///
+/// # Errors
+/// If the freezer is missing or refuses.
+pub fn set_frozen(path: &str, frozen: bool) -> Result<(), CgroupError> {
+    let cg = Cgroup::load(hierarchies::auto(), path);
+    let f: &FreezerController = cg
+        .controller_of()
+        .ok_or_else(|| err(path, "no freezer controller"))?;
+    let r = if frozen { f.freeze() } else { f.thaw() };
+    r.map_err(|e| err(path, format!("freezer: {e}")))?;
+    if frozen {
+        // v1 goes through FREEZING; report success only once frozen.
+        for _ in 0..500 {
+            if is_frozen(path) {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let _ = f.thaw();
+        return Err(err(path, "did not freeze within 1 s"));
+    }
+    Ok(())
+}
+
+/// Whether the cgroup is frozen.
+pub fn is_frozen(path: &str) -> bool {
+    let cg = Cgroup::load(hierarchies::auto(), path);
+    let Some(f) = cg.controller_of::<FreezerController>() else {
+        return false;
+    };
+    matches!(f.state(), Ok(FreezerState::Frozen))
+}
+
+/// Resource usage of a container, for the supervisor and `contd-runtime
+/// events`-like callers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stats {
+    /// Memory in use, bytes.
+    pub memory_usage: u64,
+    /// Memory limit, bytes (0: none reported).
+    pub memory_limit: u64,
+    /// CPU time used, nanoseconds.
+    pub cpu_usage_ns: u64,
+    /// Processes in the cgroup.
+    pub pids_current: u64,
+    /// Process limit (0: none).
+    pub pids_limit: u64,
+}
+
+/// Reads the cgroup's stats.
+pub fn stats(path: &str) -> Stats {
+    let Ok(m) = FsManager::new(path) else {
+        return Stats::default();
+    };
+    let s = m.stats();
+    let mem = s.memory.memory.unwrap_or_default();
+    Stats {
+        memory_usage: mem.usage,
+        memory_limit: u64::try_from(mem.limit).unwrap_or(0),
+        cpu_usage_ns: s.cpu.cpu_acct.map(|c| c.total_usage).unwrap_or(0),
+        pids_current: s.pids.current,
+        pids_limit: u64::try_from(s.pids.limit).unwrap_or(0),
+    }
 }
 
 /// Removes the cgroup from every hierarchy. A cgroup that does not exist is
@@ -89,12 +256,74 @@ pub fn remove(path: &str) -> Result<(), CgroupError> {
     if !cg.exists() {
         return Ok(());
     }
+    if is_frozen(path) {
+        let _ = set_frozen(path, false);
+    }
     cg.delete().map_err(|e| err(path, format!("remove: {e}")))
 }
 
 /// Whether the cgroup's directory exists in any hierarchy.
 pub fn exists(path: &str) -> bool {
     Cgroup::load(hierarchies::auto(), path).exists()
+}
+
+/// A cgroup hierarchy mounted on the host.
+#[derive(Debug, Clone)]
+pub(crate) struct Hierarchy {
+    /// Directory name under `/sys/fs/cgroup` (`cpu,cpuacct`, `unified`).
+    pub name: String,
+    /// `cgroup` or `cgroup2`.
+    pub fstype: String,
+    /// Mount data selecting the hierarchy (`cpu,cpuacct`, `name=systemd`).
+    pub options: String,
+    /// Where the host has it.
+    pub mount_point: std::path::PathBuf,
+}
+
+/// The hierarchies mounted under `/sys/fs/cgroup` on a v1 or hybrid host,
+/// for cgroup mounts inside containers.
+pub(crate) fn hierarchies() -> Vec<Hierarchy> {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in info.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut post = post.split(' ');
+        let fstype = post.next().unwrap_or("");
+        if fstype != "cgroup" && fstype != "cgroup2" {
+            continue;
+        }
+        let Some(mount_point) = pre.split(' ').nth(4) else {
+            continue;
+        };
+        let mount_point = std::path::PathBuf::from(mount_point);
+        if mount_point.parent() != Some(std::path::Path::new("/sys/fs/cgroup")) {
+            continue;
+        }
+        let super_opts = post.nth(1).unwrap_or("");
+        let options: Vec<&str> = super_opts
+            .split(',')
+            .filter(|o| {
+                fstype == "cgroup"
+                    && !matches!(*o, "rw" | "ro" | "xattr" | "clone_children")
+                    && !o.starts_with("release_agent")
+            })
+            .collect();
+        let name = mount_point
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        out.push(Hierarchy {
+            name,
+            fstype: fstype.to_string(),
+            options: options.join(","),
+            mount_point,
+        });
+    }
+    out
 }
 
 /// How many times the kernel's OOM killer has killed a process in the

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext};
 use crate::state::{self, Persisted, FIFO};
-use crate::{cgroup, init, spec, sys};
+use crate::{cgroup, hooks, init, spec, sys};
 
 /// Status per the OCI runtime spec, derived from the live process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +15,8 @@ pub enum Status {
     Created,
     /// Init has been released and lives.
     Running,
+    /// Running, with its cgroup frozen.
+    Paused,
     /// Init is gone (or a zombie).
     Stopped,
 }
@@ -25,6 +27,7 @@ impl Status {
         match self {
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         }
     }
@@ -53,6 +56,37 @@ pub struct CreateOptions {
     pub state_dir: PathBuf,
     /// Init's standard streams.
     pub stdio: Stdio,
+    /// A connected console socket: with `process.terminal` init sends the
+    /// pty master over it (runc's `--console-socket`).
+    pub console_socket: Option<OwnedFd>,
+    /// `chroot` into the rootfs instead of `pivot_root` (runc's
+    /// `--no-pivot`, for a rootfs on ramfs).
+    pub no_pivot: bool,
+    /// How many fds from 3 on init keeps across `execve`.
+    pub preserve_fds: u32,
+    /// Extra `KEY=VALUE` entries for the process environment (such as
+    /// `LISTEN_FDS` and `LISTEN_PID` of socket activation).
+    pub extra_env: Vec<String>,
+}
+
+impl CreateOptions {
+    /// Options with the caller's stdio and nothing extra.
+    pub fn new(
+        id: impl Into<String>,
+        bundle: impl Into<PathBuf>,
+        state_dir: impl Into<PathBuf>,
+    ) -> Self {
+        CreateOptions {
+            id: id.into(),
+            bundle: bundle.into(),
+            state_dir: state_dir.into(),
+            stdio: Stdio::default(),
+            console_socket: None,
+            no_pivot: false,
+            preserve_fds: 0,
+            extra_env: Vec::new(),
+        }
+    }
 }
 
 /// A created container.
@@ -141,9 +175,105 @@ impl Container {
             Status::Stopped
         } else if self.state_dir.join(FIFO).exists() {
             Status::Created
+        } else if cgroup::is_frozen(&self.state.cgroup_path) {
+            Status::Paused
         } else {
             Status::Running
         }
+    }
+
+    /// The state as the runtime spec and runc print it.
+    pub fn oci_state(&self) -> crate::state::OciState {
+        let status = self.status();
+        crate::state::OciState {
+            oci_version: crate::state::OCI_VERSION.into(),
+            id: self.state.id.clone(),
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.state.pid
+            },
+            status: status.as_str().into(),
+            bundle: self.state.bundle.clone(),
+            rootfs: self.state.rootfs.clone(),
+            created: self.state.created.clone(),
+            owner: String::new(),
+            annotations: self.state.annotations.clone(),
+        }
+    }
+
+    /// The spec the container was created from (a copy kept in its state
+    /// dir).
+    ///
+    /// # Errors
+    /// If the copy is missing or unreadable.
+    pub fn spec(&self) -> Result<oci_spec::runtime::Spec, Error> {
+        let p = self.state_dir.join(state::CONFIG_COPY);
+        let data = std::fs::read(&p).ctx(|| format!("read {}", p.display()))?;
+        serde_json::from_slice(&data).map_err(|e| Error::Io {
+            what: format!("parse {}", p.display()),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })
+    }
+
+    /// The runtime state dir of the container.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// Freezes every process of the container.
+    ///
+    /// # Errors
+    /// If it is not running, or the freezer fails.
+    pub fn pause(&self) -> Result<(), Error> {
+        let status = self.status();
+        if status != Status::Running {
+            return Err(self.state_error(status, "cannot pause"));
+        }
+        cgroup::set_frozen(&self.state.cgroup_path, true).map_err(Error::from)
+    }
+
+    /// Thaws a paused container.
+    ///
+    /// # Errors
+    /// If it is not paused, or the freezer fails.
+    pub fn resume(&self) -> Result<(), Error> {
+        let status = self.status();
+        if status != Status::Paused {
+            return Err(self.state_error(status, "cannot resume"));
+        }
+        cgroup::set_frozen(&self.state.cgroup_path, false).map_err(Error::from)
+    }
+
+    /// Pids (host) of every process in the container's cgroup.
+    pub fn processes(&self) -> Vec<i32> {
+        cgroup::procs(&self.state.cgroup_path)
+    }
+
+    /// Resource usage from the container's cgroup.
+    pub fn stats(&self) -> cgroup::Stats {
+        cgroup::stats(&self.state.cgroup_path)
+    }
+
+    /// Runs the spec's poststart hooks (the caller does, after `start`).
+    /// Failures are reported, as the runtime spec says, not fatal.
+    pub fn run_poststart_hooks(&self) -> Result<(), Error> {
+        self.run_hooks("poststart", |h| h.poststart().clone())
+    }
+
+    fn run_hooks(
+        &self,
+        kind: &str,
+        pick: impl Fn(&oci_spec::runtime::Hooks) -> Option<Vec<oci_spec::runtime::Hook>>,
+    ) -> Result<(), Error> {
+        let Ok(spec) = self.spec() else {
+            return Ok(());
+        };
+        let Some(list) = spec.hooks().as_ref().and_then(pick) else {
+            return Ok(());
+        };
+        let json = serde_json::to_vec(&self.oci_state()).unwrap_or_default();
+        crate::hooks::run(kind, &list, &json).map_err(Error::Hook)
     }
 
     /// Releases init from the exec fifo. Waits on the fifo and on init's
@@ -197,6 +327,34 @@ impl Container {
             .ctx(|| format!("signal {signal} to container {}", self.state.id))
     }
 
+    /// Sends `signal` to every process of the container (runc's `kill
+    /// --all`): init through its pidfd, the others by pid from the cgroup
+    /// after freezing it, so none can fork away meanwhile.
+    ///
+    /// # Errors
+    /// If the container is stopped or init cannot be signalled.
+    pub fn kill_all(&self, signal: i32) -> Result<(), Error> {
+        let status = self.status();
+        if status == Status::Stopped {
+            return Err(self.state_error(status, "cannot signal"));
+        }
+        let path = &self.state.cgroup_path;
+        let froze = status != Status::Paused && cgroup::set_frozen(path, true).is_ok();
+        for pid in cgroup::procs(path) {
+            if pid != self.state.pid {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::try_from(signal).ok(),
+                );
+            }
+        }
+        let r = self.kill(signal);
+        if froze {
+            let _ = cgroup::set_frozen(path, false);
+        }
+        r
+    }
+
     /// Releases the container's resources: its cgroup and its runtime state
     /// dir. Refuses a living container unless `force`, which kills it first
     /// (the caller, if it is init's parent, reaps it).
@@ -210,15 +368,24 @@ impl Container {
             if !force {
                 return Err(self.state_error(status, "cannot delete without force"));
             }
-            self.kill(libc::SIGKILL)?;
+            self.kill_all(libc::SIGKILL)?;
             // Wait until the kernel has torn init down, so its cgroup empties.
             if let Some(fd) = self.pidfd.as_ref() {
                 let _ = sys::poll_readable(&[fd.as_fd()], 5000);
             }
         }
+        // Leftovers of a container without its own pid namespace.
+        for pid in cgroup::procs(&self.state.cgroup_path) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         remove_cgroup(&self.state.cgroup_path)?;
+        let hooks = self.run_hooks("poststop", |h| h.poststop().clone());
         std::fs::remove_dir_all(&self.state_dir)
-            .ctx(|| format!("remove state dir {}", self.state_dir.display()))
+            .ctx(|| format!("remove state dir {}", self.state_dir.display()))?;
+        hooks
     }
 
     fn state_error(&self, status: Status, message: &str) -> Error {
@@ -262,7 +429,7 @@ impl Undo {
                 failed.push(e.to_string());
             }
         }
-        let files = [state::STATE_FILE, FIFO];
+        let files = [state::STATE_FILE, FIFO, state::CONFIG_COPY];
         for f in files {
             let p = self.state_dir.join(f);
             if let Err(e) = std::fs::remove_file(&p) {
@@ -287,6 +454,65 @@ impl Undo {
     }
 }
 
+/// Parent and init talk over a seqpacket socket; packets start with a tag.
+pub(crate) mod tag {
+    /// Parent → init: mappings written and cgroup joined; the rest of the
+    /// packet is the state JSON hooks get.
+    pub const GO: u8 = b'g';
+    /// Parent → init: id mappings written (new user namespace only).
+    pub const MAPPED: u8 = b'u';
+    /// Init → parent: mounts done, run the createRuntime hooks now.
+    pub const HOOKS: u8 = b'H';
+    /// Parent → init: hooks done.
+    pub const HOOKS_DONE: u8 = b'h';
+    /// Init → parent: created; it blocks on the exec fifo next.
+    pub const READY: u8 = b'R';
+    /// Init → parent: setup failed; the rest is the message.
+    pub const ERROR: u8 = b'E';
+}
+
+/// Runs `f` with the calling process's pid namespace for children switched
+/// to the one at `path`, then switches back.
+pub(crate) fn in_pid_ns_for_children<T>(
+    path: Option<&Path>,
+    f: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
+    let Some(path) = path else {
+        return f();
+    };
+    let own = sys::open(Path::new("/proc/self/ns/pid"), libc::O_RDONLY)
+        .ctx(|| "open own pid namespace".into())?;
+    let target = sys::open(path, libc::O_RDONLY).ctx(|| format!("open {}", path.display()))?;
+    sys::setns(target.as_fd(), libc::CLONE_NEWPID)
+        .ctx(|| format!("join pid namespace {}", path.display()))?;
+    let r = f();
+    sys::setns(own.as_fd(), libc::CLONE_NEWPID).ctx(|| "return to own pid namespace".into())?;
+    r
+}
+
+/// An error report init already sent, if any (without blocking).
+fn pending_error(sock: BorrowedFd<'_>) -> Option<String> {
+    if !sys::poll_readable(&[sock], 0).ok()?.first().copied()? {
+        return None;
+    }
+    let mut buf = vec![0u8; 65536];
+    let n = sys::recv(sock, &mut buf).ok()?;
+    (n > 0 && buf[0] == tag::ERROR).then(|| String::from_utf8_lossy(&buf[1..n]).into_owned())
+}
+
+fn write_id_map(
+    pid: i32,
+    file: &str,
+    maps: &[oci_spec::runtime::LinuxIdMapping],
+) -> Result<(), Error> {
+    let text: String = maps
+        .iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect();
+    let p = PathBuf::from(format!("/proc/{pid}/{file}"));
+    sys::write_once(&p, text.as_bytes()).ctx(|| format!("write {}", p.display()))
+}
+
 fn create_inner(
     opts: &CreateOptions,
     checked: &spec::Checked,
@@ -300,7 +526,17 @@ fn create_inner(
             message: format!("state dir {} is in use", opts.state_dir.display()),
         });
     }
+    let process = checked.spec.process().as_ref();
+    if process.and_then(|p| p.terminal()) == Some(true) && opts.console_socket.is_none() {
+        return Err(Error::Spec(crate::SpecError::invalid(
+            "process.terminal",
+            "a terminal needs a console socket (--console-socket)",
+        )));
+    }
     sys::mkfifo(&fifo_path, 0o600).ctx(|| format!("mkfifo {}", fifo_path.display()))?;
+    let config_copy = opts.state_dir.join(state::CONFIG_COPY);
+    let spec_json = serde_json::to_vec(&checked.spec).map_err(|e| Error::Init(e.to_string()))?;
+    std::fs::write(&config_copy, &spec_json).ctx(|| format!("write {}", config_copy.display()))?;
     let fifo =
         sys::open(&fifo_path, libc::O_PATH).ctx(|| format!("open {}", fifo_path.display()))?;
     let (parent_sock, child_sock) = sys::seqpacket_pair().ctx(|| "create sync socket".into())?;
@@ -309,51 +545,123 @@ fn create_inner(
         opts.stdio.stdout.as_ref().map(|f| f.as_raw_fd()),
         opts.stdio.stderr.as_ref().map(|f| f.as_raw_fd()),
     ];
+    let ns = &checked.namespaces;
+    // With a user namespace joined by path, init joins it first and then
+    // unshares the rest, so they belong to it.
+    let clone_flags = if ns.join_user.is_some() {
+        0
+    } else {
+        ns.clone_flags
+    };
 
-    // SAFETY: runtime-core's contract: create is called from a
-    // single-threaded process (the monitor or the CLI).
-    let forked = unsafe { sys::clone_fork(checked.namespaces.clone_flags) }
-        .ctx(|| "clone container init".into())?;
-    let pid = match forked {
-        sys::Forked::Child => {
-            drop(parent_sock);
-            init::run(init::InitArgs {
+    let pid = in_pid_ns_for_children(ns.join_pid.as_deref(), || {
+        // SAFETY: runtime-core's contract: create is called from a
+        // single-threaded process (the monitor or the CLI).
+        let forked =
+            unsafe { sys::clone_fork(clone_flags) }.ctx(|| "clone container init".into())?;
+        match forked {
+            sys::Forked::Child => init::run(init::InitArgs {
                 checked,
                 bundle: &opts.bundle,
-                sync: child_sock,
-                fifo,
+                sync: child_sock.as_raw_fd(),
+                close: parent_sock.as_raw_fd(),
+                fifo: fifo.as_raw_fd(),
                 stdio,
-            })
+                console: opts.console_socket.as_ref().map(|f| f.as_raw_fd()),
+                no_pivot: opts.no_pivot,
+                preserve_fds: opts.preserve_fds,
+                extra_env: &opts.extra_env,
+            }),
+            sys::Forked::Parent(pid) => Ok(pid),
         }
-        sys::Forked::Parent(pid) => pid,
-    };
+    })?;
     drop(child_sock);
     drop(fifo);
     let pidfd = sys::pidfd_open(pid).ctx(|| format!("pidfd_open {pid}"))?;
     undo.child = Some((pid, pidfd.try_clone().ctx(|| "dup pidfd".into())?));
 
-    let limits = cgroup::Limits::from_spec(
-        checked
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.resources().as_ref()),
-    );
-    cgroup::create(&checked.cgroup_path, limits, pid)?;
+    let linux = checked.spec.linux().as_ref();
+    if ns.clone_flags & libc::CLONE_NEWUSER != 0 && ns.join_user.is_none() {
+        if let Some(l) = linux {
+            write_id_map(
+                pid,
+                "uid_map",
+                l.uid_mappings().as_deref().unwrap_or_default(),
+            )?;
+            write_id_map(
+                pid,
+                "gid_map",
+                l.gid_mappings().as_deref().unwrap_or_default(),
+            )?;
+        }
+        sys::send(parent_sock.as_fd(), &[tag::MAPPED]).ctx(|| "release init".into())?;
+    }
+    let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
+    // Init mounts meanwhile; if it failed already, its own message is the
+    // one to report, not the cgroup error its death caused.
+    let early = |e: Error| match pending_error(parent_sock.as_fd()) {
+        Some(msg) => Error::Init(msg),
+        None => e,
+    };
+    cgroup::create(
+        &checked.cgroup_path,
+        linux.and_then(|l| l.resources().as_ref()),
+        &devices,
+        pid,
+    )
+    .map_err(|e| early(e.into()))?;
     undo.cgroup = Some(checked.cgroup_path.clone());
 
-    sys::send(parent_sock.as_fd(), b"g").ctx(|| "release init".into())?;
-    let mut buf = vec![0u8; 8192];
-    let n = sys::recv(parent_sock.as_fd(), &mut buf).ctx(|| "wait for init".into())?;
-    match buf.first() {
-        Some(b'R') if n == 1 => {}
-        Some(b'E') if n > 0 => {
-            return Err(Error::Init(
-                String::from_utf8_lossy(&buf[1..n]).into_owned(),
-            ));
+    let created = state::rfc3339_nanos(state::now_nanos());
+    let mut oci = state::OciState {
+        oci_version: state::OCI_VERSION.into(),
+        id: opts.id.clone(),
+        pid,
+        status: "creating".into(),
+        bundle: opts.bundle.clone(),
+        rootfs: checked.rootfs.clone(),
+        created: created.clone(),
+        owner: String::new(),
+        annotations: checked.spec.annotations().clone().unwrap_or_default(),
+    };
+    let mut go = vec![tag::GO];
+    go.extend(serde_json::to_vec(&oci).unwrap_or_default());
+    sys::send(parent_sock.as_fd(), &go)
+        .ctx(|| "release init".into())
+        .map_err(early)?;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = sys::recv(parent_sock.as_fd(), &mut buf).ctx(|| "wait for init".into())?;
+        match buf.first() {
+            Some(&tag::READY) if n == 1 => break,
+            Some(&tag::HOOKS) if n == 1 => {
+                if let Some(h) = checked.spec.hooks() {
+                    let json = serde_json::to_vec(&oci).unwrap_or_default();
+                    hooks::run(
+                        "prestart",
+                        h.prestart().as_deref().unwrap_or_default(),
+                        &json,
+                    )
+                    .map_err(Error::Hook)?;
+                    hooks::run(
+                        "createRuntime",
+                        h.create_runtime().as_deref().unwrap_or_default(),
+                        &json,
+                    )
+                    .map_err(Error::Hook)?;
+                }
+                sys::send(parent_sock.as_fd(), &[tag::HOOKS_DONE])
+                    .ctx(|| "resume init after hooks".into())?;
+            }
+            Some(&tag::ERROR) if n > 0 => {
+                return Err(Error::Init(
+                    String::from_utf8_lossy(&buf[1..n]).into_owned(),
+                ));
+            }
+            _ => return Err(Error::Init("init died during setup".into())),
         }
-        _ => return Err(Error::Init("init died during setup".into())),
     }
+    oci.status = "created".into();
 
     let pid_start_time =
         sys::process_start_time(pid).ctx(|| format!("read start time of {pid}"))?;
@@ -364,8 +672,8 @@ fn create_inner(
         bundle: opts.bundle.clone(),
         rootfs: checked.rootfs.clone(),
         cgroup_path: checked.cgroup_path.clone(),
-        created: state::rfc3339_nanos(state::now_nanos()),
-        annotations: checked.spec.annotations().clone().unwrap_or_default(),
+        created,
+        annotations: oci.annotations,
     };
     state.save(&opts.state_dir)?;
     undo.child = None;

@@ -1,6 +1,8 @@
 //! The secure default `config.json` of DESIGN.md, as JSON for callers to
 //! adjust: namespaces, the 14 default capabilities, `noNewPrivileges`, the
-//! standard mounts, masked and read-only paths, `RLIMIT_NOFILE` 1024.
+//! standard mounts (cgroup read-only included), masked and read-only paths,
+//! `RLIMIT_NOFILE` 1024, a device cgroup that denies all but the standard
+//! nodes, and the moby default seccomp profile.
 
 use serde_json::{json, Value};
 
@@ -78,6 +80,8 @@ pub fn secure_default_spec(rootfs: &str, args: &[String]) -> Value {
               "options": ["nosuid", "noexec", "nodev"] },
             { "destination": "/sys", "type": "sysfs", "source": "sysfs",
               "options": ["nosuid", "noexec", "nodev", "ro"] },
+            { "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+              "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] },
         ],
         "linux": {
             "namespaces": [
@@ -86,6 +90,11 @@ pub fn secure_default_spec(rootfs: &str, args: &[String]) -> Value {
             ],
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
+            // Deny every device; runtime-core then allows the standard
+            // nodes it creates (null, zero, full, random, urandom, tty,
+            // console, ptmx, pts).
+            "resources": { "devices": [{ "allow": false, "access": "rwm" }] },
+            "seccomp": crate::seccomp::default_profile(),
         },
     })
 }

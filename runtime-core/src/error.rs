@@ -70,6 +70,9 @@ pub enum Error {
     /// Container init reported a failure while setting itself up.
     #[error("container init: {0}")]
     Init(String),
+    /// A hook failed or timed out.
+    #[error("{0}")]
+    Hook(String),
     /// A system call or file operation failed.
     #[error("{what}: {source}")]
     Io {

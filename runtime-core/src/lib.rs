@@ -14,26 +14,41 @@
 //!   masked and read-only paths.
 //! - `defaults`: the secure default spec.
 //! - `cgroup`: cgroups through cgroups-rs.
+//! - `seccomp`: `linux.seccomp` through libseccomp, and moby's default
+//!   profile ([`default_profile`]).
+//! - `hooks`: the six OCI hook kinds.
+//! - `console`: ptys and the console-socket protocol.
+//! - `exec`: extra processes in a living container.
 //! - `state`: `state.json` and time formatting.
 //! - `sys`: every raw system call and every `unsafe` block, but for the
 //!   call of `sys::clone_fork`, whose single-threaded contract is the
 //!   caller's to keep.
 
 mod cgroup;
+mod console;
 mod container;
 mod defaults;
 mod error;
+mod exec;
+mod hooks;
 mod init;
 mod rootfs;
+mod seccomp;
 mod spec;
 mod state;
 mod sys;
 
 pub use cgroup::{
-    exists as cgroup_exists, oom_kill_count, procs as cgroup_procs, remove as remove_cgroup,
+    exists as cgroup_exists, is_v2 as cgroup_v2, oom_kill_count, procs as cgroup_procs,
+    remove as remove_cgroup, Stats,
 };
+pub use console::receive_master;
 pub use container::{Container, CreateOptions, Status, Stdio};
 pub use defaults::{secure_default_spec, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
 pub use error::{CgroupError, Error, SpecError};
-pub use state::{now_nanos, rfc3339_nanos, Persisted};
-pub use sys::{pidfd_open, pidfd_send_signal, process_start_time};
+pub use exec::ExecOptions;
+pub use seccomp::default_profile;
+pub use state::{now_nanos, rfc3339_nanos, OciState, Persisted, OCI_VERSION};
+pub use sys::{
+    get_winsize, pidfd_open, pidfd_send_signal, process_start_time, set_winsize, wait_exit,
+};

@@ -53,6 +53,47 @@ pub(crate) struct Options {
     pub propagation: libc::c_ulong,
     pub bind: bool,
     pub data: Vec<String>,
+    /// `MOUNT_ATTR_*` bits set on the whole tree (`rro`, `rnosuid`, ...).
+    pub rec_set: u64,
+    /// `MOUNT_ATTR_*` bits cleared on the whole tree (`rrw`, `rsuid`, ...).
+    pub rec_clear: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const MOUNT_ATTR_RELATIME: u64 = 0x0;
+const MOUNT_ATTR_NOATIME: u64 = 0x10;
+const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+const MOUNT_ATTR__ATIME: u64 = 0x70;
+const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+const MS_NOSYMFOLLOW: libc::c_ulong = 256;
+
+/// The recursive (`mount_setattr`) options of the runtime spec: (set, clear).
+fn recursive_option(word: &str) -> Option<(u64, u64)> {
+    Some(match word {
+        "rro" => (MOUNT_ATTR_RDONLY, 0),
+        "rrw" => (0, MOUNT_ATTR_RDONLY),
+        "rnosuid" => (MOUNT_ATTR_NOSUID, 0),
+        "rsuid" => (0, MOUNT_ATTR_NOSUID),
+        "rnodev" => (MOUNT_ATTR_NODEV, 0),
+        "rdev" => (0, MOUNT_ATTR_NODEV),
+        "rnoexec" => (MOUNT_ATTR_NOEXEC, 0),
+        "rexec" => (0, MOUNT_ATTR_NOEXEC),
+        "rnodiratime" => (MOUNT_ATTR_NODIRATIME, 0),
+        "rdiratime" => (0, MOUNT_ATTR_NODIRATIME),
+        "rrelatime" => (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
+        "rnorelatime" => (0, MOUNT_ATTR__ATIME),
+        "rnoatime" => (MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME),
+        "ratime" => (0, MOUNT_ATTR__ATIME),
+        "rstrictatime" => (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME),
+        "rnostrictatime" => (0, MOUNT_ATTR__ATIME),
+        "rnosymfollow" => (MOUNT_ATTR_NOSYMFOLLOW, 0),
+        "rsymfollow" => (0, MOUNT_ATTR_NOSYMFOLLOW),
+        _ => return None,
+    })
 }
 
 pub(crate) fn parse_options(opts: &[String]) -> Options {
@@ -81,6 +122,14 @@ pub(crate) fn parse_options(opts: &[String]) -> Options {
             "norelatime" => (0, libc::MS_RELATIME),
             "strictatime" => (libc::MS_STRICTATIME, 0),
             "nostrictatime" => (0, libc::MS_STRICTATIME),
+            "lazytime" => (libc::MS_LAZYTIME, 0),
+            "nolazytime" => (0, libc::MS_LAZYTIME),
+            "silent" => (libc::MS_SILENT, 0),
+            "loud" => (0, libc::MS_SILENT),
+            "iversion" => (libc::MS_I_VERSION, 0),
+            "noiversion" => (0, libc::MS_I_VERSION),
+            "nosymfollow" => (MS_NOSYMFOLLOW, 0),
+            "symfollow" => (0, MS_NOSYMFOLLOW),
             "bind" => {
                 o.bind = true;
                 (libc::MS_BIND, 0)
@@ -92,6 +141,9 @@ pub(crate) fn parse_options(opts: &[String]) -> Options {
             other => {
                 if let Some(p) = propagation_flag(other) {
                     o.propagation |= p;
+                } else if let Some((set, clear)) = recursive_option(other) {
+                    o.rec_set = (o.rec_set & !clear) | set;
+                    o.rec_clear = (o.rec_clear & !set) | clear;
                 } else {
                     o.data.push(other.to_string());
                 }
@@ -277,11 +329,214 @@ pub(crate) fn mount_one(root: BorrowedFd<'_>, bundle: &Path, m: &Mount) -> Resul
         sys::mount(None, &fd_path(target.as_fd()), None, opts.propagation, None)
             .map_err(|e| mount_err(m, "propagation", e))?;
     }
+    if opts.rec_set != 0 || opts.rec_clear != 0 {
+        let target = mkdir_all_in_root(root, rel, is_dir).map_err(|e| mount_err(m, "target", e))?;
+        sys::mount_setattr_recursive(target.as_fd(), opts.rec_set, opts.rec_clear)
+            .map_err(|e| mount_err(m, "recursive options", e))?;
+    }
+    Ok(())
+}
+
+/// A `cgroup` mount: on v2 the container's cgroup2; on v1 a tmpfs with one
+/// mount per hierarchy. In a cgroup namespace a fresh mount shows the
+/// container's own cgroup as root; without one, the container's cgroup
+/// directories are bound instead.
+pub(crate) fn mount_cgroup(
+    root: BorrowedFd<'_>,
+    m: &Mount,
+    cgroup_path: &str,
+    cgroupns: bool,
+) -> Result<(), String> {
+    let opts = parse_options(m.options().as_deref().unwrap_or_default());
+    let rel = m.destination().strip_prefix("/").unwrap_or(m.destination());
+    let flags = opts.flags & !(libc::MS_REMOUNT | libc::MS_BIND | libc::MS_REC);
+    let target = mkdir_all_in_root(root, rel, true).map_err(|e| mount_err(m, "target", e))?;
+    let tpath = fd_path(target.as_fd());
+    if crate::cgroup::is_v2() {
+        if cgroupns {
+            sys::mount(
+                Some(&c("cgroup2")),
+                &tpath,
+                Some(&c("cgroup2")),
+                flags,
+                None,
+            )
+            .map_err(|e| mount_err(m, "cgroup2", e))?;
+        } else {
+            let src = c(&format!("/sys/fs/cgroup/{cgroup_path}"));
+            sys::mount(Some(&src), &tpath, None, libc::MS_BIND, None)
+                .map_err(|e| mount_err(m, "bind cgroup", e))?;
+            remount(&tpath, flags).map_err(|e| mount_err(m, "remount cgroup", e))?;
+        }
+        return Ok(());
+    }
+    sys::mount(
+        Some(&c("tmpfs")),
+        &tpath,
+        Some(&c("tmpfs")),
+        flags & !libc::MS_RDONLY,
+        Some(&c("mode=755")),
+    )
+    .map_err(|e| mount_err(m, "tmpfs", e))?;
+    let dir = mkdir_all_in_root(root, rel, true).map_err(|e| mount_err(m, "target", e))?;
+    for h in crate::cgroup::hierarchies() {
+        let sub = mkdir_all_in_root(dir.as_fd(), Path::new(&h.name), true)
+            .map_err(|e| mount_err(m, &h.name, e))?;
+        let spath = fd_path(sub.as_fd());
+        if cgroupns {
+            sys::mount(
+                Some(&c("cgroup")),
+                &spath,
+                Some(&c(&h.fstype)),
+                flags & !libc::MS_RDONLY,
+                (!h.options.is_empty()).then(|| c(&h.options)).as_deref(),
+            )
+            .map_err(|e| mount_err(m, &h.name, e))?;
+        } else {
+            // Our own cgroup in this hierarchy, as the kernel reports it.
+            let own = own_cgroup(&h).unwrap_or_else(|| format!("/{cgroup_path}"));
+            let src = c(&format!("{}{own}", h.mount_point.display()));
+            sys::mount(Some(&src), &spath, None, libc::MS_BIND, None)
+                .map_err(|e| mount_err(m, &h.name, e))?;
+        }
+        if flags & libc::MS_RDONLY != 0 {
+            let sub = mkdir_all_in_root(dir.as_fd(), Path::new(&h.name), true)
+                .map_err(|e| mount_err(m, &h.name, e))?;
+            remount(&fd_path(sub.as_fd()), flags).map_err(|e| mount_err(m, "remount", e))?;
+        }
+        // Co-mounted controllers get a symlink per name, as on the host.
+        if h.name.contains(',') {
+            for part in h.name.split(',') {
+                let _ = sys::symlinkat(&c(&h.name), dir.as_fd(), &c(part));
+            }
+        }
+    }
+    if flags & libc::MS_RDONLY != 0 {
+        let dir = mkdir_all_in_root(root, rel, true).map_err(|e| mount_err(m, "target", e))?;
+        remount(&fd_path(dir.as_fd()), flags).map_err(|e| mount_err(m, "remount tmpfs", e))?;
+    }
+    Ok(())
+}
+
+/// The calling process's cgroup in hierarchy `h`, from `/proc/self/cgroup`.
+fn own_cgroup(h: &crate::cgroup::Hierarchy) -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    text.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let _id = parts.next()?;
+        let ctrls = parts.next()?;
+        let path = parts.next()?;
+        let same = if h.fstype == "cgroup2" {
+            ctrls.is_empty()
+        } else {
+            let mut a: Vec<&str> = ctrls.split(',').collect();
+            let mut b: Vec<&str> = h.options.split(',').collect();
+            a.sort_unstable();
+            b.sort_unstable();
+            a == b
+        };
+        same.then(|| path.to_string())
+    })
+}
+
+fn remount(path: &std::ffi::CStr, flags: libc::c_ulong) -> io::Result<()> {
+    sys::mount(
+        None,
+        path,
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | flags,
+        None,
+    )
+}
+
+/// `linux.devices`: each node made in the container's `/dev` with its mode
+/// and owner; in a user namespace, where `mknod` is not allowed, the host's
+/// node is bound instead (as runc).
+pub(crate) fn spec_devices(
+    root: BorrowedFd<'_>,
+    devices: &[oci_spec::runtime::LinuxDevice],
+    userns: bool,
+) -> Result<(), String> {
+    use oci_spec::runtime::LinuxDeviceType as T;
+    for d in devices {
+        let rel = d.path().strip_prefix("/").unwrap_or(d.path());
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        let name = rel
+            .file_name()
+            .ok_or_else(|| format!("device {} has no name", d.path().display()))?;
+        let dir = mkdir_all_in_root(root, parent, true)
+            .map_err(|e| format!("device {}: {e}", d.path().display()))?;
+        let dir = sys::openat2(
+            dir.as_fd(),
+            &c("."),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            0,
+            RESOLVE_BENEATH,
+        )
+        .map_err(|e| format!("device {}: {e}", d.path().display()))?;
+        let cname = c(&name.to_string_lossy());
+        if userns {
+            let target = mkdir_all_in_root(root, rel, false)
+                .map_err(|e| format!("device {}: {e}", d.path().display()))?;
+            let src = sys::cpath(d.path()).map_err(|e| e.to_string())?;
+            sys::mount(
+                Some(&src),
+                &fd_path(target.as_fd()),
+                None,
+                libc::MS_BIND,
+                None,
+            )
+            .map_err(|e| format!("bind device {}: {e}", d.path().display()))?;
+            continue;
+        }
+        let kind = match d.typ() {
+            T::B => libc::S_IFBLK,
+            T::P => libc::S_IFIFO,
+            _ => libc::S_IFCHR,
+        };
+        let mode = d.file_mode().unwrap_or(0o666) & 0o7777;
+        let dev = libc::makedev(d.major() as u32, d.minor() as u32);
+        match sys::mknodat(dir.as_fd(), &cname, kind | mode, dev) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                // Replace what the default set (or the image) put there.
+                let _ = std::fs::remove_file(format!(
+                    "/proc/self/fd/{}/{}",
+                    dir.as_raw_fd(),
+                    name.to_string_lossy()
+                ));
+                sys::mknodat(dir.as_fd(), &cname, kind | mode, dev)
+                    .map_err(|e| format!("mknod {}: {e}", d.path().display()))?;
+            }
+            Err(e) => return Err(format!("mknod {}: {e}", d.path().display())),
+        }
+        sys::fchmodat(dir.as_fd(), &cname, mode)
+            .map_err(|e| format!("chmod {}: {e}", d.path().display()))?;
+        sys::fchownat(
+            dir.as_fd(),
+            &cname,
+            d.uid().unwrap_or(0),
+            d.gid().unwrap_or(0),
+        )
+        .map_err(|e| format!("chown {}: {e}", d.path().display()))?;
+    }
+    Ok(())
+}
+
+/// `--no-pivot`: move the rootfs over `/` and `chroot` into it, for a
+/// rootfs where `pivot_root` cannot work (ramfs).
+pub(crate) fn move_root(rootfs: &Path) -> Result<(), String> {
+    std::env::set_current_dir(rootfs).map_err(|e| format!("chdir {}: {e}", rootfs.display()))?;
+    let dot = c(".");
+    sys::mount(Some(&dot), &c("/"), None, libc::MS_MOVE, None)
+        .map_err(|e| format!("move {} to /: {e}", rootfs.display()))?;
+    std::os::unix::fs::chroot(".").map_err(|e| format!("chroot: {e}"))?;
+    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
     Ok(())
 }
 
 /// Creates the standard device nodes and symlinks in the container's `/dev`.
-pub(crate) fn default_devices(root: BorrowedFd<'_>) -> Result<(), String> {
+pub(crate) fn default_devices(root: BorrowedFd<'_>, userns: bool) -> Result<(), String> {
     let dev = mkdir_all_in_root(root, Path::new("dev"), true)
         .map_err(|e| format!("open /dev in rootfs: {e}"))?;
     // mknodat/symlinkat need a real directory fd, not an O_PATH one.
@@ -301,6 +556,20 @@ pub(crate) fn default_devices(root: BorrowedFd<'_>) -> Result<(), String> {
         ("urandom", 1, 9),
         ("tty", 5, 0),
     ] {
+        if userns {
+            // No mknod in a user namespace: bind the host's node.
+            let target = mkdir_all_in_root(dev.as_fd(), Path::new(name), false)
+                .map_err(|e| format!("/dev/{name}: {e}"))?;
+            sys::mount(
+                Some(&c(&format!("/dev/{name}"))),
+                &fd_path(target.as_fd()),
+                None,
+                libc::MS_BIND,
+                None,
+            )
+            .map_err(|e| format!("bind /dev/{name}: {e}"))?;
+            continue;
+        }
         match sys::mknodat(
             dev.as_fd(),
             &c(name),

@@ -12,12 +12,37 @@ use crate::error::SpecError;
 /// The namespaces init gets: created by `clone` or joined by path.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Namespaces {
-    /// `CLONE_NEW*` flags for namespaces created at clone time.
+    /// `CLONE_NEW*` flags for namespaces created at clone time (user, pid,
+    /// mount, uts, ipc, net). When a user namespace is joined by path they
+    /// are unshared by init after it joined it instead.
     pub clone_flags: libc::c_int,
     /// A new cgroup namespace, unshared after init is in its cgroup.
     pub new_cgroup: bool,
-    /// Namespaces joined by path (`setns`), with their type flag.
+    /// A new time namespace, unshared by init and entered at `execve`.
+    pub new_time: bool,
+    /// A user namespace joined by path (init joins it first).
+    pub join_user: Option<PathBuf>,
+    /// A pid namespace joined by path: the parent enters it for its
+    /// children before it clones init.
+    pub join_pid: Option<PathBuf>,
+    /// Other namespaces joined by path (`setns`), with their type flag.
     pub join: Vec<(PathBuf, libc::c_int)>,
+}
+
+impl Namespaces {
+    /// Whether the container has a namespace of this type, new or joined.
+    pub fn has(&self, flag: libc::c_int) -> bool {
+        self.clone_flags & flag != 0
+            || self.join.iter().any(|(_, f)| *f == flag)
+            || (flag == libc::CLONE_NEWUSER && self.join_user.is_some())
+            || (flag == libc::CLONE_NEWPID && self.join_pid.is_some())
+            || (flag == libc::CLONE_NEWCGROUP && self.new_cgroup)
+    }
+
+    /// Whether a user namespace is created or joined.
+    pub fn user(&self) -> bool {
+        self.has(libc::CLONE_NEWUSER)
+    }
 }
 
 /// A validated spec and the facts derived from it.
@@ -90,10 +115,16 @@ fn check(spec: Spec, bundle: &Path, id: &str) -> Result<Checked, SpecError> {
             "must be an absolute path",
         ));
     }
-    if process.terminal() == Some(true) {
+    if process.scheduler().is_some() {
         return Err(SpecError::unsupported(
-            "process.terminal",
-            "terminals need a console socket, not supported yet",
+            "process.scheduler",
+            "scheduling policies are not supported",
+        ));
+    }
+    if process.exec_cpu_affinity().is_some() {
+        return Err(SpecError::unsupported(
+            "process.execCPUAffinity",
+            "exec CPU affinity is not supported",
         ));
     }
     for (i, e) in process.env().iter().flatten().enumerate() {
@@ -132,11 +163,13 @@ fn check(spec: Spec, bundle: &Path, id: &str) -> Result<Checked, SpecError> {
                 "must be an absolute path",
             ));
         }
-        if m.typ().as_deref() == Some("cgroup") {
-            return Err(SpecError::unsupported(
-                format!("mounts[{i}].type"),
-                "cgroup mounts are not supported yet",
-            ));
+        for o in m.options().iter().flatten() {
+            if o == "idmap" || o == "ridmap" {
+                return Err(SpecError::unsupported(
+                    format!("mounts[{i}].options"),
+                    "id-mapped mounts are not supported",
+                ));
+            }
         }
     }
 
@@ -144,91 +177,43 @@ fn check(spec: Spec, bundle: &Path, id: &str) -> Result<Checked, SpecError> {
         .linux()
         .as_ref()
         .ok_or_else(|| SpecError::invalid("linux", "missing"))?;
-    let mut ns = Namespaces::default();
-    let mut has_mount = false;
-    for (i, n) in linux.namespaces().iter().flatten().enumerate() {
-        let field = format!("linux.namespaces[{i}]");
-        let flag = match n.typ() {
-            LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
-            LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
-            LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
-            LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
-            LinuxNamespaceType::Network => libc::CLONE_NEWNET,
-            LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
-            LinuxNamespaceType::User => {
-                return Err(SpecError::unsupported(
-                    field,
-                    "user namespaces are not supported yet",
-                ))
-            }
-            LinuxNamespaceType::Time => {
-                return Err(SpecError::unsupported(
-                    field,
-                    "time namespaces are not supported yet",
-                ))
-            }
-        };
-        if flag == libc::CLONE_NEWNS {
-            has_mount = true;
-        }
-        match n.path() {
-            Some(p) => {
-                if !matches!(
-                    flag,
-                    libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS
-                ) {
-                    return Err(SpecError::unsupported(
-                        format!("{field}.path"),
-                        "only network, ipc and uts namespaces can be joined by path",
-                    ));
-                }
-                if !p.exists() {
-                    return Err(SpecError::invalid(
-                        format!("{field}.path"),
-                        format!("{} does not exist", p.display()),
-                    ));
-                }
-                ns.join.push((p.clone(), flag));
-            }
-            None if flag == libc::CLONE_NEWCGROUP => ns.new_cgroup = true,
-            None => ns.clone_flags |= flag,
-        }
-    }
-    if !has_mount {
+    let ns = namespaces(linux)?;
+    if !ns.has(libc::CLONE_NEWNS) {
         return Err(SpecError::unsupported(
             "linux.namespaces",
             "a mount namespace is required",
         ));
     }
-    if spec.hostname().is_some() && ns.clone_flags & libc::CLONE_NEWUTS == 0 {
-        return Err(SpecError::invalid("hostname", "needs a new uts namespace"));
+    if spec.hostname().is_some() && !ns.has(libc::CLONE_NEWUTS) {
+        return Err(SpecError::invalid("hostname", "needs a uts namespace"));
     }
-    if linux.seccomp().is_some() {
-        return Err(SpecError::unsupported(
-            "linux.seccomp",
-            "seccomp is not supported yet, and is not skipped silently",
-        ));
+    if spec.domainname().is_some() && !ns.has(libc::CLONE_NEWUTS) {
+        return Err(SpecError::invalid("domainname", "needs a uts namespace"));
     }
-    if linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-    {
-        return Err(SpecError::unsupported(
-            "linux.uidMappings",
-            "user namespaces are not supported yet",
-        ));
+    id_mappings(linux, &ns)?;
+    if let Some(offsets) = linux.time_offsets() {
+        if !offsets.is_empty() && !ns.new_time {
+            return Err(SpecError::invalid(
+                "linux.timeOffsets",
+                "needs a new time namespace",
+            ));
+        }
+        for k in offsets.keys() {
+            if k != "monotonic" && k != "boottime" {
+                return Err(SpecError::invalid(
+                    format!("linux.timeOffsets.{k}"),
+                    "only monotonic and boottime clocks can be offset",
+                ));
+            }
+        }
     }
-    if linux.sysctl().as_ref().is_some_and(|s| !s.is_empty()) {
-        return Err(SpecError::unsupported(
-            "linux.sysctl",
-            "sysctl is not supported yet",
-        ));
+    if let Some(s) = linux.seccomp() {
+        crate::seccomp::validate(s)?;
     }
-    if linux.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(SpecError::unsupported(
-            "linux.devices",
-            "extra devices are not supported yet",
-        ));
+    for (key, _) in linux.sysctl().iter().flatten() {
+        sysctl_allowed(key, &ns)?;
     }
+    devices(linux)?;
     if let Some(p) = linux.rootfs_propagation() {
         if crate::rootfs::propagation_flag(p).is_none() {
             return Err(SpecError::invalid(
@@ -237,22 +222,34 @@ fn check(spec: Spec, bundle: &Path, id: &str) -> Result<Checked, SpecError> {
             ));
         }
     }
-    if let Some(r) = linux.resources() {
-        if let Some(l) = r.memory().as_ref().and_then(|m| m.limit()) {
-            if l != -1 && l < 4096 * 1024 {
-                return Err(SpecError::invalid(
-                    "linux.resources.memory.limit",
-                    format!("{l} bytes is below the 4 MiB minimum"),
-                ));
-            }
-        }
-    }
-    if spec.hooks().is_some() {
+    if linux.intel_rdt().is_some() {
         return Err(SpecError::unsupported(
-            "hooks",
-            "hooks are not supported yet",
+            "linux.intelRdt",
+            "Intel RDT is not supported",
         ));
     }
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(SpecError::unsupported(
+            "linux.netDevices",
+            "moving network devices is not supported",
+        ));
+    }
+    if linux.memory_policy().is_some() {
+        return Err(SpecError::unsupported(
+            "linux.memoryPolicy",
+            "memory policies are not supported",
+        ));
+    }
+    if linux.mount_label().is_some() {
+        return Err(SpecError::unsupported(
+            "linux.mountLabel",
+            "SELinux is not supported",
+        ));
+    }
+    if let Some(r) = linux.resources() {
+        crate::cgroup::validate(r)?;
+    }
+    hooks(&spec)?;
 
     let cgroup_path = match linux.cgroups_path() {
         Some(p) => p.to_string_lossy().trim_start_matches('/').to_string(),
@@ -271,4 +268,207 @@ fn check(spec: Spec, bundle: &Path, id: &str) -> Result<Checked, SpecError> {
         cgroup_path,
         spec,
     })
+}
+
+/// `CLONE_NEWTIME`, which libc does not name on every target.
+pub(crate) const CLONE_NEWTIME: libc::c_int = 0x80;
+
+fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<Namespaces, SpecError> {
+    let mut ns = Namespaces::default();
+    let mut seen = 0;
+    for (i, n) in linux.namespaces().iter().flatten().enumerate() {
+        let field = format!("linux.namespaces[{i}]");
+        let flag = match n.typ() {
+            LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+            LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+            LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+            LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+            LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+            LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+            LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+            LinuxNamespaceType::Time => CLONE_NEWTIME,
+        };
+        if seen & flag != 0 {
+            return Err(SpecError::invalid(field, "namespace type listed twice"));
+        }
+        seen |= flag;
+        match n.path() {
+            Some(p) => {
+                if !p.is_absolute() {
+                    return Err(SpecError::invalid(
+                        format!("{field}.path"),
+                        "must be an absolute path",
+                    ));
+                }
+                if !p.exists() {
+                    return Err(SpecError::invalid(
+                        format!("{field}.path"),
+                        format!("{} does not exist", p.display()),
+                    ));
+                }
+                match flag {
+                    libc::CLONE_NEWUSER => ns.join_user = Some(p.clone()),
+                    libc::CLONE_NEWPID => ns.join_pid = Some(p.clone()),
+                    _ => ns.join.push((p.clone(), flag)),
+                }
+            }
+            None => match flag {
+                libc::CLONE_NEWCGROUP => ns.new_cgroup = true,
+                CLONE_NEWTIME => ns.new_time = true,
+                _ => ns.clone_flags |= flag,
+            },
+        }
+    }
+    if ns.join_user.is_some() && ns.clone_flags & libc::CLONE_NEWPID != 0 {
+        return Err(SpecError::unsupported(
+            "linux.namespaces",
+            "a new pid namespace together with a user namespace joined by path",
+        ));
+    }
+    Ok(ns)
+}
+
+fn id_mappings(linux: &oci_spec::runtime::Linux, ns: &Namespaces) -> Result<(), SpecError> {
+    for (name, maps) in [
+        ("uidMappings", linux.uid_mappings()),
+        ("gidMappings", linux.gid_mappings()),
+    ] {
+        let maps = maps.as_deref().unwrap_or_default();
+        if maps.is_empty() {
+            if ns.clone_flags & libc::CLONE_NEWUSER != 0 {
+                return Err(SpecError::invalid(
+                    format!("linux.{name}"),
+                    "a new user namespace needs mappings",
+                ));
+            }
+            continue;
+        }
+        if ns.clone_flags & libc::CLONE_NEWUSER == 0 {
+            return Err(SpecError::invalid(
+                format!("linux.{name}"),
+                "mappings need a new user namespace",
+            ));
+        }
+        if maps.len() > 340 {
+            return Err(SpecError::invalid(
+                format!("linux.{name}"),
+                "more than 340 mappings",
+            ));
+        }
+        for (i, m) in maps.iter().enumerate() {
+            if m.size() == 0 {
+                return Err(SpecError::invalid(
+                    format!("linux.{name}[{i}].size"),
+                    "must be at least 1",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Which sysctls a container may set: only those of a namespace it owns
+/// (runc's rules).
+fn sysctl_allowed(key: &str, ns: &Namespaces) -> Result<(), SpecError> {
+    let field = format!("linux.sysctl.{key}");
+    const IPC: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let needs = if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        (libc::CLONE_NEWIPC, "an ipc namespace")
+    } else if key.starts_with("net.") {
+        (libc::CLONE_NEWNET, "a network namespace")
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        return Err(SpecError::invalid(
+            field,
+            "set hostname and domainname in their own fields",
+        ));
+    } else {
+        return Err(SpecError::invalid(
+            field,
+            "not a namespaced sysctl: it would change the host",
+        ));
+    };
+    if key.contains("..") || key.contains('/') {
+        return Err(SpecError::invalid(field, "malformed name"));
+    }
+    if !ns.has(needs.0) {
+        return Err(SpecError::invalid(
+            field,
+            format!("needs {} of the container's own", needs.1),
+        ));
+    }
+    Ok(())
+}
+
+fn devices(linux: &oci_spec::runtime::Linux) -> Result<(), SpecError> {
+    use oci_spec::runtime::LinuxDeviceType as T;
+    for (i, d) in linux.devices().iter().flatten().enumerate() {
+        let field = format!("linux.devices[{i}]");
+        let p = d.path();
+        if !p.is_absolute()
+            || !p.starts_with("/dev")
+            || p.components().any(|c| c.as_os_str() == "..")
+        {
+            return Err(SpecError::invalid(
+                format!("{field}.path"),
+                format!("{} is not a path under /dev", p.display()),
+            ));
+        }
+        match d.typ() {
+            T::C | T::U | T::B => {
+                if d.major() < 0 || d.minor() < 0 {
+                    return Err(SpecError::invalid(
+                        field,
+                        "character and block devices need major and minor",
+                    ));
+                }
+            }
+            T::P => {}
+            T::A => {
+                return Err(SpecError::invalid(
+                    format!("{field}.type"),
+                    "must be c, u, b or p",
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn hooks(spec: &Spec) -> Result<(), SpecError> {
+    let Some(h) = spec.hooks() else {
+        return Ok(());
+    };
+    for (name, list) in [
+        ("prestart", h.prestart()),
+        ("createRuntime", h.create_runtime()),
+        ("createContainer", h.create_container()),
+        ("startContainer", h.start_container()),
+        ("poststart", h.poststart()),
+        ("poststop", h.poststop()),
+    ] {
+        for (i, hook) in list.iter().flatten().enumerate() {
+            if !hook.path().is_absolute() {
+                return Err(SpecError::invalid(
+                    format!("hooks.{name}[{i}].path"),
+                    "must be an absolute path",
+                ));
+            }
+            if hook.timeout().is_some_and(|t| t <= 0) {
+                return Err(SpecError::invalid(
+                    format!("hooks.{name}[{i}].timeout"),
+                    "must be positive",
+                ));
+            }
+        }
+    }
+    Ok(())
 }

@@ -33,6 +33,38 @@ pub use proto::time::{now_nanos, rfc3339_nanos};
 
 pub(crate) const FIFO: &str = "exec.fifo";
 
+/// Copy of the checked spec kept in the state dir, for `exec`.
+pub(crate) const CONFIG_COPY: &str = "config.json";
+
+/// The runtime-spec version this runtime implements.
+pub const OCI_VERSION: &str = "1.2.0";
+
+/// The state of a container as the runtime spec (and runc) print it, and as
+/// hooks get it on stdin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OciState {
+    /// Runtime-spec version.
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    /// Container id.
+    pub id: String,
+    /// Host pid of init; 0 once stopped.
+    pub pid: i32,
+    /// creating, created, running, paused or stopped.
+    pub status: String,
+    /// Bundle directory.
+    pub bundle: PathBuf,
+    /// Root filesystem.
+    pub rootfs: PathBuf,
+    /// Creation time, RFC 3339.
+    pub created: String,
+    /// Owner: the user who created it (empty for root, as runc).
+    pub owner: String,
+    /// Annotations from the spec.
+    #[serde(default, skip_serializing_if = "std::collections::HashMap::is_empty")]
+    pub annotations: std::collections::HashMap<String, String>,
+}
+
 impl Persisted {
     /// Writes `state.json` atomically (temp file + rename).
     pub(crate) fn save(&self, dir: &Path) -> Result<(), Error> {

@@ -293,6 +293,43 @@ pub(crate) fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Err
     io::Error::last_os_error()
 }
 
+/// Takes ownership of the user-notification fd of the seccomp filter just
+/// loaded from `ctx`.
+pub(crate) fn seccomp_notify_fd(ctx: &libseccomp::ScmpFilterContext) -> io::Result<OwnedFd> {
+    let fd = ctx
+        .get_notify_fd()
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: the kernel created this fd when `seccomp_load` installed a
+    // filter with a notify rule (SECCOMP_FILTER_FLAG_NEW_LISTENER).
+    // libseccomp only remembers its number and closes it solely in
+    // `seccomp_reset(NULL, ..)`, which runtime-core never calls, so nothing
+    // else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `clone3(NULL, 0)`: always fails, with EINVAL where clone3 exists and is
+/// allowed; no process is created.
+#[cfg(test)]
+pub(crate) fn clone3_probe() -> io::Error {
+    // SAFETY: a NULL args pointer with size 0 is rejected by the kernel
+    // before anything is read or created.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            std::ptr::null_mut::<libc::c_void>(),
+            0 as libc::size_t,
+        )
+    };
+    if ret < 0 {
+        io::Error::last_os_error()
+    } else {
+        io::Error::other(format!("clone3(NULL, 0) returned {ret}"))
+    }
+}
+
 /// `_exit(code)`: leaves a forked child without running the parent's
 /// destructors or atexit handlers.
 pub(crate) fn exit_now(code: i32) -> ! {
@@ -421,6 +458,217 @@ pub(crate) fn loopback_up() -> io::Result<()> {
     // SAFETY: valid socket and a filled ifreq that outlives the call.
     cvt_int(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) })?;
     Ok(())
+}
+
+/// `setdomainname(2)`.
+pub(crate) fn setdomainname(name: &str) -> io::Result<()> {
+    // SAFETY: pointer and length describe `name`.
+    cvt_int(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) })?;
+    Ok(())
+}
+
+/// `fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW)`.
+pub(crate) fn fchownat(dirfd: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: `name` is a valid C string; fd is borrowed and open.
+    cvt_int(unsafe {
+        libc::fchownat(
+            dirfd.as_raw_fd(),
+            name.as_ptr(),
+            uid,
+            gid,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    Ok(())
+}
+
+/// `fchmodat(dirfd, name, mode)` (follows nothing: `name` is a plain entry).
+pub(crate) fn fchmodat(dirfd: BorrowedFd<'_>, name: &CStr, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: `name` is a valid C string; fd is borrowed and open.
+    cvt_int(unsafe { libc::fchmodat(dirfd.as_raw_fd(), name.as_ptr(), mode, 0) })?;
+    Ok(())
+}
+
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `mount_setattr(dirfd, "", AT_EMPTY_PATH | AT_RECURSIVE, ...)`: sets and
+/// clears `MOUNT_ATTR_*` bits on a whole mount tree.
+pub(crate) fn mount_setattr_recursive(fd: BorrowedFd<'_>, set: u64, clear: u64) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let empty = c"";
+    // SAFETY: `attr` lives across the call and its size is passed.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })?;
+    Ok(())
+}
+
+/// `personality(persona)`.
+pub(crate) fn personality(persona: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: plain syscall with an integer argument.
+    cvt_int(unsafe { libc::personality(persona) })?;
+    Ok(())
+}
+
+/// `ioprio_set(IOPRIO_WHO_PROCESS, 0, prio)`.
+pub(crate) fn ioprio_set(class: i64, level: i64) -> io::Result<()> {
+    let prio = (class << 13) | level;
+    // SAFETY: plain syscall with integer arguments.
+    cvt(unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, prio as libc::c_long) })?;
+    Ok(())
+}
+
+/// Opens a new pty master with `posix_openpt`, unlocks it and returns it
+/// with the path of its slave.
+pub(crate) fn open_pty_master() -> io::Result<(OwnedFd, String)> {
+    use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+    let master = posix_openpt(
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC,
+    )?;
+    grantpt(&master)?;
+    unlockpt(&master)?;
+    let name = ptsname_r(&master)?;
+    Ok((OwnedFd::from(master), name))
+}
+
+/// Makes `fd` (a tty) the controlling terminal of the calling session leader.
+pub(crate) fn set_controlling_tty(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an int argument.
+    cvt_int(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) })?;
+    Ok(())
+}
+
+/// Sets a terminal's window size.
+pub fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a `winsize` that lives across the call.
+    cvt_int(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) })?;
+    Ok(())
+}
+
+/// Sends `fd` over a unix socket with `SCM_RIGHTS`, with `name` as data.
+pub(crate) fn send_fd(sock: BorrowedFd<'_>, name: &[u8], fd: BorrowedFd<'_>) -> io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let iov = [std::io::IoSlice::new(if name.is_empty() {
+        b"x"
+    } else {
+        name
+    })];
+    let fds = [fd.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)?;
+    Ok(())
+}
+
+/// Receives one fd sent with `SCM_RIGHTS` (and the data sent with it).
+pub(crate) fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<(OwnedFd, Vec<u8>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = vec![0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let n = msg.bytes;
+    let mut got = None;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for fd in fds {
+                // SAFETY: the kernel just installed this fd for us.
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                if got.is_none() {
+                    got = Some(owned);
+                }
+            }
+        }
+    }
+    let fd = got.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no fd received"))?;
+    buf.truncate(n);
+    Ok((fd, buf))
+}
+
+/// `connect`s a new `SOCK_STREAM` unix socket to `path`.
+pub(crate) fn connect_unix(path: &Path) -> io::Result<OwnedFd> {
+    let s = std::os::unix::net::UnixStream::connect(path)?;
+    Ok(OwnedFd::from(s))
+}
+
+/// `waitpid(pid, 0)`, retried on EINTR: the exit status as a shell reports
+/// it (code, or 128 + signal).
+pub fn wait_exit(pid: i32) -> io::Result<i32> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    loop {
+        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(WaitStatus::Exited(_, c)) => return Ok(c),
+            Ok(WaitStatus::Signaled(_, s, _)) => return Ok(128 + s as i32),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// `write(2)` to a path, once (for `/proc` files that take one write).
+pub(crate) fn write_once(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+    f.write_all(data)
+}
+
+/// `close(fd)`, ignoring errors (for fds whose owner never returns).
+pub(crate) fn close(fd: RawFd) {
+    // SAFETY: closing an fd number; callers pass fds nothing else owns in
+    // the calling process (inherited across clone, never returned to).
+    unsafe {
+        libc::close(fd);
+    }
+}
+
+/// Borrows a raw fd for the rest of the process's life.
+pub(crate) fn borrow_raw(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: only used in container init and exec children, which never
+    // return and never close these fds but through `close` at the very end.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// A terminal's window size (rows, columns).
+pub fn get_winsize(fd: BorrowedFd<'_>) -> io::Result<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ fills a `winsize` that lives across the call.
+    cvt_int(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) })?;
+    Ok((ws.ws_row, ws.ws_col))
 }
 
 #[cfg(test)]

@@ -36,17 +36,13 @@ fn pipe() -> (OwnedFd, OwnedFd) {
 
 fn run_to_end(dir: &Path, id: &str, on_created: impl FnOnce(&Container)) -> (String, i32) {
     let (r, w) = pipe();
-    let mut c = Container::create(CreateOptions {
-        id: id.into(),
-        bundle: dir.to_path_buf(),
-        state_dir: dir.join("state"),
-        stdio: Stdio {
-            stdin: None,
-            stdout: Some(w.try_clone().unwrap()),
-            stderr: Some(w),
-        },
-    })
-    .unwrap();
+    let mut opts = CreateOptions::new(id, dir, dir.join("state"));
+    opts.stdio = Stdio {
+        stdin: None,
+        stdout: Some(w.try_clone().unwrap()),
+        stderr: Some(w),
+    };
+    let mut c = Container::create(opts).unwrap();
     assert_eq!(c.status(), Status::Created);
     on_created(&c);
     c.start().unwrap();
@@ -128,12 +124,11 @@ fn missing_rootfs_is_a_clear_error_and_leaves_nothing() {
     bundle(dir.path(), &["true"], "contd-test-rc/missing", |s| {
         s["root"]["path"] = "/nonexistent/rootfs".into();
     });
-    let err = Container::create(CreateOptions {
-        id: "x".into(),
-        bundle: dir.path().to_path_buf(),
-        state_dir: dir.path().join("state"),
-        stdio: Stdio::default(),
-    })
+    let err = Container::create(CreateOptions::new(
+        "x",
+        dir.path(),
+        dir.path().join("state"),
+    ))
     .unwrap_err();
     let msg = err.to_string();
     assert!(
@@ -149,12 +144,11 @@ fn missing_program_fails_create_and_undoes_everything() {
     let dir = tempfile::tempdir().unwrap();
     let cg = format!("contd-test-rc/noprog{}", std::process::id());
     bundle(dir.path(), &["/no/such/program"], &cg, |_| {});
-    let err = Container::create(CreateOptions {
-        id: "x".into(),
-        bundle: dir.path().to_path_buf(),
-        state_dir: dir.path().join("state"),
-        stdio: Stdio::default(),
-    })
+    let err = Container::create(CreateOptions::new(
+        "x",
+        dir.path(),
+        dir.path().join("state"),
+    ))
     .unwrap_err();
     assert!(err.to_string().contains("/no/such/program"), "{err}");
     assert!(!dir.path().join("state").exists());

@@ -116,7 +116,11 @@ pub(crate) fn build(req: &CreateRequest, args: &[String], cgroup_path: &str) -> 
         spec["process"]["user"] = serde_json::json!({ "uid": uid, "gid": gid });
     }
     spec["linux"]["cgroupsPath"] = cgroup_path.into();
-    let mut resources = serde_json::json!({});
+    // Keep the default device rules; add the limits.
+    let mut resources = spec["linux"]["resources"].take();
+    if !resources.is_object() {
+        resources = serde_json::json!({});
+    }
     if let Some(m) = req.memory {
         resources["memory"] = serde_json::json!({ "limit": m });
     }

@@ -1,0 +1,234 @@
+//! `exec`: an extra process in a living container — same namespaces,
+//! cgroup, capabilities (unless overridden), seccomp and user (unless
+//! overridden).
+//!
+//! The caller (single-threaded, as for create) enters the container's pid
+//! namespace for its children and clones; the child makes itself
+//! non-dumpable before it joins anything (CVE-2019-5736: the container
+//! must never reach the host binary through `/proc/PID/exe`), waits until
+//! the parent has put it in the container's cgroup, joins the other
+//! namespaces (user first), sets up the process like init does, and execs.
+//! The new process is the caller's child, so the caller can wait for it.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+
+use crate::container::{in_pid_ns_for_children, tag, Container, Status, Stdio};
+use crate::error::{Error, IoContext};
+use crate::{cgroup, console, init, sys};
+
+/// How to exec a process in a container.
+#[derive(Debug)]
+pub struct ExecOptions {
+    /// The process (`args`, `env`, `cwd`, `user`, `capabilities`, ...).
+    pub process: Process,
+    /// Its standard streams (ignored with a terminal).
+    pub stdio: Stdio,
+    /// A connected console socket, for `process.terminal`.
+    pub console_socket: Option<OwnedFd>,
+    /// How many fds from 3 on it keeps.
+    pub preserve_fds: u32,
+}
+
+fn ns_name(t: LinuxNamespaceType) -> (&'static str, libc::c_int) {
+    match t {
+        LinuxNamespaceType::User => ("user", libc::CLONE_NEWUSER),
+        LinuxNamespaceType::Ipc => ("ipc", libc::CLONE_NEWIPC),
+        LinuxNamespaceType::Uts => ("uts", libc::CLONE_NEWUTS),
+        LinuxNamespaceType::Network => ("net", libc::CLONE_NEWNET),
+        LinuxNamespaceType::Pid => ("pid", libc::CLONE_NEWPID),
+        LinuxNamespaceType::Cgroup => ("cgroup", libc::CLONE_NEWCGROUP),
+        LinuxNamespaceType::Time => ("time", crate::spec::CLONE_NEWTIME),
+        LinuxNamespaceType::Mount => ("mnt", libc::CLONE_NEWNS),
+    }
+}
+
+impl Container {
+    /// Starts `opts.process` inside the container and returns its host pid;
+    /// the process is the caller's child. Must be called from a
+    /// single-threaded process.
+    ///
+    /// # Errors
+    /// If the container is not created or running, or setting the process
+    /// up fails (the message says what; nothing is left behind).
+    pub fn exec(&self, opts: ExecOptions) -> Result<i32, Error> {
+        let status = self.status();
+        if !matches!(status, Status::Created | Status::Running) {
+            return Err(Error::State {
+                id: self.id().into(),
+                status: status.as_str().into(),
+                message: "cannot exec".into(),
+            });
+        }
+        let spec = self.spec()?;
+        let linux = spec.linux().clone().unwrap_or_default();
+        if opts.process.terminal() == Some(true) && opts.console_socket.is_none() {
+            return Err(Error::Spec(crate::SpecError::invalid(
+                "process.terminal",
+                "a terminal needs a console socket (--console-socket)",
+            )));
+        }
+        let args = opts.process.args().as_deref().unwrap_or_default();
+        if args.is_empty() || args[0].is_empty() {
+            return Err(Error::Spec(crate::SpecError::invalid(
+                "process.args",
+                "must name a program",
+            )));
+        }
+        let pid = self.pid();
+        // Open init's namespaces now: the fds pin them even if init exits.
+        let mut joins: Vec<(OwnedFd, libc::c_int)> = Vec::new();
+        let mut pid_ns = None;
+        for n in linux.namespaces().iter().flatten() {
+            let (name, flag) = ns_name(n.typ());
+            let path = PathBuf::from(format!("/proc/{pid}/ns/{name}"));
+            if flag == libc::CLONE_NEWPID {
+                pid_ns = Some(path);
+                continue;
+            }
+            let fd = sys::open(&path, libc::O_RDONLY).ctx(|| format!("open {}", path.display()))?;
+            joins.push((fd, flag));
+        }
+        // User namespace first, mount namespace last.
+        joins.sort_by_key(|(_, f)| match *f {
+            libc::CLONE_NEWUSER => 0,
+            libc::CLONE_NEWNS => 2,
+            _ => 1,
+        });
+        // The pid may have been reused since we looked: check it is still
+        // our init now that the namespace fds are open.
+        if self.status() == Status::Stopped {
+            return Err(Error::State {
+                id: self.id().into(),
+                status: "stopped".into(),
+                message: "cannot exec".into(),
+            });
+        }
+        let listener = match linux
+            .seccomp()
+            .as_ref()
+            .and_then(|s| s.listener_path().clone())
+        {
+            Some(p) => Some(sys::connect_unix(&p).ctx(|| format!("connect {}", p.display()))?),
+            None => None,
+        };
+        let (parent_sock, child_sock) =
+            sys::seqpacket_pair().ctx(|| "create sync socket".into())?;
+        let stdio = [
+            opts.stdio.stdin.as_ref().map(|f| f.as_raw_fd()),
+            opts.stdio.stdout.as_ref().map(|f| f.as_raw_fd()),
+            opts.stdio.stderr.as_ref().map(|f| f.as_raw_fd()),
+        ];
+        let state_json = serde_json::to_vec(&self.oci_state()).unwrap_or_default();
+        let child = in_pid_ns_for_children(pid_ns.as_deref(), || {
+            // SAFETY: runtime-core's contract: called from a single-threaded
+            // process (the CLI or the monitor).
+            let forked = unsafe { sys::clone_fork(0) }.ctx(|| "clone exec process".into())?;
+            match forked {
+                sys::Forked::Child => child_main(ChildArgs {
+                    sync: child_sock.as_raw_fd(),
+                    close: parent_sock.as_raw_fd(),
+                    stdio,
+                    joins: &joins,
+                    process: &opts.process,
+                    console: opts.console_socket.as_ref().map(|f| f.as_raw_fd()),
+                    preserve_fds: opts.preserve_fds,
+                    seccomp: linux.seccomp().as_ref(),
+                    listener,
+                    state_json: &state_json,
+                }),
+                sys::Forked::Parent(p) => Ok(p),
+            }
+        })?;
+        drop(child_sock);
+        let kill_child = |e: Error| {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = sys::wait_exit(child);
+            e
+        };
+        cgroup::join(self.cgroup_path(), child).map_err(|e| kill_child(e.into()))?;
+        sys::send(parent_sock.as_fd(), &[tag::GO])
+            .ctx(|| "release exec process".into())
+            .map_err(kill_child)?;
+        let mut buf = vec![0u8; 8192];
+        let n = sys::recv(parent_sock.as_fd(), &mut buf)
+            .ctx(|| "wait for exec process".into())
+            .map_err(kill_child)?;
+        match buf.first() {
+            Some(&tag::READY) if n == 1 => Ok(child),
+            Some(&tag::ERROR) if n > 0 => {
+                let msg = String::from_utf8_lossy(&buf[1..n]).into_owned();
+                Err(kill_child(Error::Init(msg)))
+            }
+            _ => Err(kill_child(Error::Init(
+                "exec process died during setup".into(),
+            ))),
+        }
+    }
+}
+
+struct ChildArgs<'a> {
+    sync: RawFd,
+    close: RawFd,
+    stdio: [Option<RawFd>; 3],
+    joins: &'a [(OwnedFd, libc::c_int)],
+    process: &'a Process,
+    console: Option<RawFd>,
+    preserve_fds: u32,
+    seccomp: Option<&'a oci_spec::runtime::LinuxSeccomp>,
+    listener: Option<OwnedFd>,
+    state_json: &'a [u8],
+}
+
+fn child_main(a: ChildArgs<'_>) -> ! {
+    sys::close(a.close);
+    let sync = a.sync;
+    match child_setup(a) {
+        Ok(p) => {
+            let _ = sys::send(sys::borrow_raw(sync), &[tag::READY]);
+            sys::close(sync);
+            p.exec()
+        }
+        Err(msg) => {
+            let mut packet = vec![tag::ERROR];
+            packet.extend(msg.as_bytes());
+            let _ = sys::send(sys::borrow_raw(sync), &packet);
+            sys::exit_now(1)
+        }
+    }
+}
+
+fn child_setup(a: ChildArgs<'_>) -> Result<init::Prepared<'_>, String> {
+    // Before anything of the container can see us.
+    sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| format!("set non-dumpable: {e}"))?;
+    sys::cloexec_from(3 + a.preserve_fds).map_err(|e| format!("close_range: {e}"))?;
+    for (target, fd) in a.stdio.iter().enumerate() {
+        if let Some(fd) = fd {
+            sys::dup2(*fd, target as RawFd).map_err(|e| format!("dup2 stdio {target}: {e}"))?;
+        }
+    }
+    let mut buf = [0u8; 16];
+    match sys::recv(sys::borrow_raw(a.sync), &mut buf) {
+        Ok(n) if n >= 1 && buf[0] == tag::GO => {}
+        _ => return Err("parent went away".into()),
+    }
+    for (fd, flag) in a.joins {
+        sys::setns(fd.as_fd(), *flag).map_err(|e| format!("join namespace {flag:#x}: {e}"))?;
+    }
+    sys::setsid().map_err(|e| format!("setsid: {e}"))?;
+    if a.process.terminal() == Some(true) {
+        let sock = a.console.ok_or("a terminal needs a console socket")?;
+        let size = a
+            .process
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        console::setup(sys::borrow_raw(sock), size, false)?;
+    }
+    init::prepare_process(a.process, &[], a.seccomp, a.listener, a.state_json)
+}
