@@ -109,7 +109,10 @@ impl Container {
     pub fn create(opts: CreateOptions) -> Result<Container, Error> {
         let checked = spec::load(&opts.bundle, &opts.id)?;
         let made_dir = !opts.state_dir.exists();
-        std::fs::create_dir_all(&opts.state_dir)
+        // Only root may reach the state dir: the exec fifo in it is
+        // writable by the container's (possibly unprivileged) user.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&opts.state_dir)
             .ctx(|| format!("create state dir {}", opts.state_dir.display()))?;
         let mut undo = Undo {
             state_dir: opts.state_dir.clone(),
@@ -534,6 +537,14 @@ fn create_inner(
         )));
     }
     sys::mkfifo(&fifo_path, 0o600).ctx(|| format!("mkfifo {}", fifo_path.display()))?;
+    // Init opens it for writing after switching to the process's user (in a
+    // user namespace, a host uid that is not root): writable by all, as
+    // runc's, but reachable only through init's O_PATH fd.
+    std::fs::set_permissions(
+        &fifo_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o622),
+    )
+    .ctx(|| format!("chmod {}", fifo_path.display()))?;
     let config_copy = opts.state_dir.join(state::CONFIG_COPY);
     let spec_json = serde_json::to_vec(&checked.spec).map_err(|e| Error::Init(e.to_string()))?;
     std::fs::write(&config_copy, &spec_json).ctx(|| format!("write {}", config_copy.display()))?;

@@ -70,6 +70,9 @@ pub enum Error {
     /// Container init reported a failure while setting itself up.
     #[error("container init: {0}")]
     Init(String),
+    /// An exec'd process reported a failure while setting itself up.
+    #[error("exec process: {0}")]
+    Exec(String),
     /// A hook failed or timed out.
     #[error("{0}")]
     Hook(String),

@@ -47,6 +47,9 @@ fn borrow(fd: RawFd) -> BorrowedFd<'static> {
     sys::borrow_raw(fd)
 }
 
+/// Set once init reported ready (create returned to its caller).
+static READY_SENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Runs init; never returns.
 pub(crate) fn run(args: InitArgs<'_>) -> ! {
     sys::close(args.close);
@@ -57,6 +60,11 @@ pub(crate) fn run(args: InitArgs<'_>) -> ! {
             let mut packet = vec![tag::ERROR];
             packet.extend(msg.as_bytes());
             let _ = sys::send(borrow(sync), &packet);
+            if READY_SENT.load(std::sync::atomic::Ordering::Relaxed) {
+                // create has returned: nobody reads the sync socket any
+                // more, so say it where the user looks.
+                eprintln!("contd: container init: {msg}");
+            }
             1
         }
     };
@@ -113,11 +121,32 @@ fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf, String> {
         .ok_or_else(|| format!("exec {arg0:?}: executable file not found in $PATH"))
 }
 
+/// Drops what the bounding set must not hold. Done while init still has
+/// CAP_SETPCAP effective, i.e. before it switches to the process's user.
+fn drop_bounding(process: &Process) -> Result<(), String> {
+    use caps::{CapSet, Capability, CapsHashSet};
+    let bounding: CapsHashSet = process
+        .capabilities()
+        .as_ref()
+        .and_then(|c| c.bounding().clone())
+        .iter()
+        .flatten()
+        .filter_map(|c| Capability::from_str(&format!("CAP_{c}")).ok())
+        .collect();
+    for cap in caps::runtime::thread_all_supported().difference(&bounding) {
+        caps::drop(None, CapSet::Bounding, *cap).map_err(|e| format!("drop {cap}: {e}"))?;
+    }
+    Ok(())
+}
+
 fn capabilities(process: &Process) -> Result<(), String> {
     use caps::{CapSet, Capability, CapsHashSet};
     let Some(spec_caps) = process.capabilities() else {
-        // No capabilities object: the process gets none (runc, youki #3554).
-        caps::clear(None, CapSet::Bounding).map_err(|e| format!("clear bounding set: {e}"))?;
+        // No capabilities object: the process gets none (runc, youki #3554);
+        // the bounding set is already empty.
+        caps::clear(None, CapSet::Effective).map_err(|e| format!("clear effective: {e}"))?;
+        caps::clear(None, CapSet::Permitted).map_err(|e| format!("clear permitted: {e}"))?;
+        caps::clear(None, CapSet::Inheritable).map_err(|e| format!("clear inheritable: {e}"))?;
         return Ok(());
     };
     let conv = |set: &Option<oci_spec::runtime::Capabilities>| -> CapsHashSet {
@@ -127,11 +156,6 @@ fn capabilities(process: &Process) -> Result<(), String> {
             .filter_map(|c| Capability::from_str(&format!("CAP_{c}")).ok())
             .collect()
     };
-    let all = caps::runtime::thread_all_supported();
-    let bounding = conv(spec_caps.bounding());
-    for cap in all.difference(&bounding) {
-        caps::drop(None, CapSet::Bounding, *cap).map_err(|e| format!("drop {cap}: {e}"))?;
-    }
     let effective = conv(spec_caps.effective());
     let permitted = conv(spec_caps.permitted());
     let inheritable = conv(spec_caps.inheritable());
@@ -377,6 +401,7 @@ fn setup(args: InitArgs<'_>) -> Result<std::convert::Infallible, String> {
 
     // Created: tell the parent, then block until start opens the fifo.
     sys::send(borrow(args.sync), &[tag::READY]).map_err(|e| format!("report ready: {e}"))?;
+    READY_SENT.store(true, std::sync::atomic::Ordering::Relaxed);
     let fifo_path = PathBuf::from(format!("/proc/self/fd/{}", args.fifo));
     let fifo = sys::open(&fifo_path, libc::O_WRONLY).map_err(|e| format!("open exec fifo: {e}"))?;
     let mut f = std::fs::File::from(fifo);
@@ -492,6 +517,7 @@ pub(crate) fn prepare_process<'a>(
         }
     }
     let user = process.user();
+    drop_bounding(process)?;
     sys::prctl(libc::PR_SET_KEEPCAPS, 1).map_err(|e| format!("keepcaps: {e}"))?;
     let groups: Vec<u32> = user.additional_gids().clone().unwrap_or_default();
     sys::set_ids(user.uid(), user.gid(), &groups)

@@ -168,7 +168,8 @@ fn create(cli: &Cli, a: &CreateArgs, console: Option<OwnedFd>) -> Res<Container>
     if dir.exists() {
         return Err(format!("container with id exists: {}", a.id));
     }
-    std::fs::create_dir_all(&cli.root)
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&cli.root)
         .map_err(|e| format!("create root {}: {e}", cli.root.display()))?;
     let bundle = std::fs::canonicalize(&a.bundle)
         .map_err(|e| format!("bundle {}: {e}", a.bundle.display()))?;

@@ -1,0 +1,1472 @@
+//! `contd-runtime` as root, driven as a user (or containerd's shim) would:
+//! every test builds a busybox bundle, runs the CLI with a fresh `--root`,
+//! and asserts what the container observes from inside and what is left on
+//! the host afterwards.
+//!
+//! Needs root and the busybox rootfs at `target/rootfs` (scripts/setup.sh).
+//! Run with:
+//! `cargo test -p runtime-core --test cli -- --test-threads=2`
+
+use std::io::{IoSliceMut, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_contd-runtime");
+
+/// How long one CLI invocation may take before the test gives up on it.
+const CMD_TIMEOUT: Duration = Duration::from_secs(30);
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn next() -> usize {
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+// ---------------------------------------------------------------------------
+// Environment helpers
+// ---------------------------------------------------------------------------
+
+fn require_root() {
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "the contd-runtime CLI tests need root (run them as root, as CI does)"
+    );
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+/// The shared busybox rootfs (read-only use only).
+fn busybox_rootfs() -> PathBuf {
+    let p = repo_root().join("target/rootfs");
+    assert!(
+        p.join("bin/busybox").exists(),
+        "{} is missing: run scripts/setup.sh to build the busybox rootfs",
+        p.display()
+    );
+    p
+}
+
+/// Every cgroup hierarchy mounted under /sys/fs/cgroup (v1 controllers,
+/// named hierarchies and the unified one), deduplicated.
+fn cgroup_hierarchies() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+        for e in rd.flatten() {
+            let Ok(real) = e.path().canonicalize() else {
+                continue;
+            };
+            if real.is_dir() && !out.contains(&real) {
+                out.push(real);
+            }
+        }
+    }
+    out
+}
+
+fn cgroup_dir(hierarchy: &str, cg: &str) -> PathBuf {
+    Path::new("/sys/fs/cgroup")
+        .join(hierarchy)
+        .join(cg.trim_start_matches('/'))
+}
+
+/// rmdir a cgroup dir and its sub-cgroups, deepest first (cgroup dirs
+/// cannot be removed with their control files, only rmdir'd).
+fn rmdir_cgroup(p: &Path) {
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                rmdir_cgroup(&e.path());
+            }
+        }
+    }
+    for _ in 0..50 {
+        match std::fs::remove_dir(p) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// The outcome of one CLI invocation.
+#[derive(Debug)]
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    /// The file that was the command's stdout (the container writes here
+    /// too, after `create`, since stdio passes through).
+    stdout_path: PathBuf,
+    stderr_path: PathBuf,
+    desc: String,
+}
+
+impl Out {
+    fn ok(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "`{}` failed with {}\nstdout: {}\nstderr: {}",
+            self.desc, self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Asserts exit code 1 with `needle` in the single-line error.
+    fn fails_with(self, needle: &str) -> Self {
+        assert_eq!(
+            self.code, 1,
+            "`{}` should fail with exit 1 mentioning {needle:?}\nstdout: {}\nstderr: {}",
+            self.desc, self.stdout, self.stderr
+        );
+        assert!(
+            self.stderr.contains(needle),
+            "`{}`: stderr should contain {needle:?}, got: {:?}",
+            self.desc,
+            self.stderr
+        );
+        self
+    }
+
+    /// stdout and stderr as written so far (re-read from the files, for
+    /// output written by the container after the command returned).
+    fn reread(&self) -> (String, String) {
+        (
+            std::fs::read_to_string(&self.stdout_path).unwrap_or_default(),
+            std::fs::read_to_string(&self.stderr_path).unwrap_or_default(),
+        )
+    }
+}
+
+/// A CLI invocation in flight.
+struct Running {
+    child: Child,
+    stdout_path: PathBuf,
+    stderr_path: PathBuf,
+    desc: String,
+}
+
+impl Running {
+    fn try_finish(mut self, timeout: Duration) -> Result<Out, String> {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => break s,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Ok(None) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return Err(format!(
+                        "`{}` did not finish within {timeout:?}; stderr so far: {}",
+                        self.desc,
+                        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+                    ));
+                }
+                Err(e) => return Err(format!("wait for `{}`: {e}", self.desc)),
+            }
+        };
+        let code = status.code().unwrap_or_else(|| {
+            128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+        });
+        Ok(Out {
+            code,
+            stdout: std::fs::read_to_string(&self.stdout_path).unwrap_or_default(),
+            stderr: std::fs::read_to_string(&self.stderr_path).unwrap_or_default(),
+            stdout_path: self.stdout_path,
+            stderr_path: self.stderr_path,
+            desc: self.desc,
+        })
+    }
+
+    fn finish(self) -> Out {
+        self.try_finish(CMD_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// Which rootfs a bundle gets.
+#[derive(Clone, Copy, PartialEq)]
+enum Rootfs {
+    /// `rootfs -> target/rootfs`: for tests that never write to it.
+    Link,
+    /// A private copy (`cp -a`), for tests that write into it.
+    Copy,
+}
+
+/// One test's world: a temp dir (bundles, state root, output files), the
+/// container ids and cgroup paths it made. Dropping it deletes every
+/// container (`delete --force`), rmdirs every leftover cgroup dir in every
+/// hierarchy and removes the temp dir, pass or fail.
+struct T {
+    tmp: tempfile::TempDir,
+    root: PathBuf,
+    ids: Vec<String>,
+    cgroups: Vec<String>,
+}
+
+impl T {
+    fn new() -> T {
+        require_root();
+        let tmp = tempfile::Builder::new()
+            .prefix("contd-cli-")
+            .tempdir()
+            .expect("tempdir");
+        // Traversable by a container's mapped root (user namespace test).
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let root = tmp.path().join("state-root");
+        T {
+            tmp,
+            root,
+            ids: Vec::new(),
+            cgroups: Vec::new(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// A container id, remembered for cleanup.
+    fn id(&mut self, name: &str) -> String {
+        let id = format!("{name}-{}", next());
+        self.ids.push(id.clone());
+        id
+    }
+
+    /// A unique cgroupsPath, remembered for cleanup.
+    fn cgroup(&mut self) -> String {
+        let cg = format!("/contd-cli-test-{}-{}", std::process::id(), next());
+        self.cgroups.push(cg.clone());
+        cg
+    }
+
+    /// A runc-`spec`-like config running `args`, with its own cgroup.
+    fn spec(&mut self, args: &[&str]) -> Value {
+        let cg = self.cgroup();
+        base_spec(args, &cg)
+    }
+
+    /// A bundle dir with `spec` as config.json.
+    fn bundle(&mut self, spec: &Value, rootfs: Rootfs) -> PathBuf {
+        let dir = self.path(&format!("bundle-{}", next()));
+        std::fs::create_dir(&dir).unwrap();
+        let src = busybox_rootfs();
+        match rootfs {
+            Rootfs::Link => std::os::unix::fs::symlink(&src, dir.join("rootfs")).unwrap(),
+            Rootfs::Copy => {
+                let st = Command::new("cp")
+                    .arg("-a")
+                    .arg(&src)
+                    .arg(dir.join("rootfs"))
+                    .status()
+                    .expect("cp -a rootfs");
+                assert!(st.success(), "cp -a {} failed", src.display());
+            }
+        }
+        write_config(&dir, spec);
+        dir
+    }
+
+    fn try_spawn_with(
+        &self,
+        args: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> std::io::Result<Running> {
+        let n = next();
+        let stdout_path = self.path(&format!("out-{n}.stdout"));
+        let stderr_path = self.path(&format!("out-{n}.stderr"));
+        let stdout = std::fs::File::create(&stdout_path)?;
+        let stderr = std::fs::File::create(&stderr_path)?;
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr);
+        configure(&mut cmd);
+        let child = cmd.spawn()?;
+        Ok(Running {
+            child,
+            stdout_path,
+            stderr_path,
+            desc: format!("contd-runtime {}", args.join(" ")),
+        })
+    }
+
+    fn spawn_with(&self, args: &[&str], configure: impl FnOnce(&mut Command)) -> Running {
+        self.try_spawn_with(args, configure)
+            .unwrap_or_else(|e| panic!("spawn {BIN} {args:?}: {e}"))
+    }
+
+    /// Runs `contd-runtime --root ROOT ARGS...` to completion. stdio goes to
+    /// files, not pipes: after `create` the container holds them open.
+    fn rt(&self, args: &[&str]) -> Out {
+        self.spawn_with(args, |_| {}).finish()
+    }
+
+    fn rt_with(&self, args: &[&str], configure: impl FnOnce(&mut Command)) -> Out {
+        self.spawn_with(args, configure).finish()
+    }
+
+    /// `run --bundle B ID` in the foreground.
+    fn run(&mut self, name: &str, spec: &Value, rootfs: Rootfs) -> Out {
+        let b = self.bundle(spec, rootfs);
+        let id = self.id(name);
+        self.rt(&["run", "--bundle", s(&b), &id])
+    }
+
+    fn create(&self, bundle: &Path, id: &str) -> Out {
+        self.rt(&["create", "--bundle", s(bundle), id])
+    }
+
+    fn state(&self, id: &str) -> Value {
+        let out = self.rt(&["state", id]).ok();
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("state {id}: not JSON ({e}): {}", out.stdout))
+    }
+
+    fn wait_status(&self, id: &str, want: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let st = self.state(id);
+            if st["status"] == want {
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "container {id} never became {want}; last state: {st}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Nothing (no state dir, no stray file) under --root.
+    fn assert_root_empty(&self) {
+        if let Ok(rd) = std::fs::read_dir(&self.root) {
+            let left: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+            assert!(left.is_empty(), "left behind under --root: {left:?}");
+        }
+    }
+
+    fn assert_no_container_listed(&self) {
+        let out = self.rt(&["list", "-q"]).ok();
+        assert_eq!(out.stdout.trim(), "", "list -q should be empty");
+    }
+
+    fn assert_no_cgroup(&self, cg: &str) {
+        for h in ["memory", "pids", "devices", "freezer", "unified"] {
+            let p = cgroup_dir(h, cg);
+            assert!(!p.exists(), "cgroup dir {} left behind", p.display());
+        }
+    }
+}
+
+impl Drop for T {
+    fn drop(&mut self) {
+        // No panics in here: it also runs while a failed test unwinds.
+        for id in &self.ids {
+            if let Ok(r) = self.try_spawn_with(&["delete", "--force", id], |_| {}) {
+                let _ = r.try_finish(Duration::from_secs(10));
+            }
+        }
+        for cg in &self.cgroups {
+            for h in cgroup_hierarchies() {
+                rmdir_cgroup(&h.join(cg.trim_start_matches('/')));
+            }
+        }
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn write_config(bundle: &Path, spec: &Value) {
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_string_pretty(spec).unwrap(),
+    )
+    .unwrap();
+}
+
+/// A config.json shaped as `runc spec` writes it (no terminal, rootfs
+/// writable but never written to, caps AUDIT_WRITE/KILL/NET_BIND_SERVICE).
+fn base_spec(args: &[&str], cgroups_path: &str) -> Value {
+    let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+    json!({
+        "ociVersion": "1.2.0",
+        "root": { "path": "rootfs", "readonly": false },
+        "process": {
+            "terminal": false,
+            "user": { "uid": 0, "gid": 0 },
+            "args": args,
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "cwd": "/",
+            "capabilities": { "bounding": caps, "effective": caps, "permitted": caps },
+            "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }],
+            "noNewPrivileges": true
+        },
+        "mounts": [
+            { "destination": "/proc", "type": "proc", "source": "proc" },
+            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+            { "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+              "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
+            { "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+              "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+            { "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+              "options": ["nosuid", "noexec", "nodev"] },
+            { "destination": "/sys", "type": "sysfs", "source": "sysfs",
+              "options": ["nosuid", "noexec", "nodev", "ro"] }
+        ],
+        "linux": {
+            "namespaces": [
+                { "type": "pid" }, { "type": "network" }, { "type": "ipc" },
+                { "type": "uts" }, { "type": "mount" }
+            ],
+            "cgroupsPath": cgroups_path,
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                "/proc/sched_debug", "/sys/firmware", "/proc/scsi"
+            ],
+            "readonlyPaths": [
+                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+            ]
+        }
+    })
+}
+
+fn add_namespace(spec: &mut Value, typ: &str) {
+    spec["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "type": typ }));
+}
+
+fn add_mount(spec: &mut Value, mount: Value) {
+    spec["mounts"].as_array_mut().unwrap().push(mount);
+}
+
+fn set_caps(spec: &mut Value, caps: &[&str]) {
+    spec["process"]["capabilities"] = json!({
+        "bounding": caps, "effective": caps, "permitted": caps
+    });
+}
+
+/// The value of `Key:` in /proc/<pid>/status text.
+fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+fn lines(s: &str) -> Vec<&str> {
+    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect()
+}
+
+// ---------------------------------------------------------------------------
+// 1. Lifecycle contract
+// ---------------------------------------------------------------------------
+
+#[test]
+fn lifecycle_create_start_pause_resume_kill_delete() {
+    let mut t = T::new();
+    let spec = t.spec(&["sleep", "100"]);
+    let cg = spec["linux"]["cgroupsPath"].as_str().unwrap().to_string();
+    let b = t.bundle(&spec, Rootfs::Link);
+    let id = t.id("life");
+    let pid_file = t.path("init.pid");
+
+    t.rt(&["create", "--bundle", s(&b), "--pid-file", s(&pid_file), &id])
+        .ok();
+    let st = t.state(&id);
+    assert_eq!(st["status"], "created", "{st}");
+    assert_eq!(st["id"], id.as_str(), "{st}");
+    assert_eq!(st["ociVersion"], "1.2.0", "{st}");
+    let pid = st["pid"].as_i64().unwrap_or(0);
+    assert!(pid > 0, "created container needs a pid: {st}");
+    let file_pid = std::fs::read_to_string(&pid_file).expect("pid file written");
+    assert_eq!(file_pid.trim(), pid.to_string(), "pid file vs state pid");
+    assert_eq!(
+        st["bundle"].as_str().map(PathBuf::from),
+        Some(b.canonicalize().unwrap()),
+        "{st}"
+    );
+    assert!(
+        cgroup_dir("memory", &cg).is_dir(),
+        "created container has its memory cgroup"
+    );
+
+    t.rt(&["start", &id]).ok();
+    let st = t.state(&id);
+    assert_eq!(st["status"], "running", "{st}");
+    assert_eq!(st["pid"].as_i64(), Some(pid), "{st}");
+
+    t.rt(&["start", &id])
+        .fails_with("cannot start an already running container");
+    t.rt(&["delete", &id]).fails_with(&format!(
+        "cannot delete container {id} that is not stopped: running"
+    ));
+
+    t.rt(&["pause", &id]).ok();
+    assert_eq!(t.state(&id)["status"], "paused");
+    t.rt(&["resume", &id]).ok();
+    assert_eq!(t.state(&id)["status"], "running");
+
+    let ps = t.rt(&["ps", "--format", "json", &id]).ok();
+    let pids: Vec<i64> = serde_json::from_str(&ps.stdout)
+        .unwrap_or_else(|e| panic!("ps --format json: {e}: {:?}", ps.stdout));
+    assert!(pids.contains(&pid), "ps {pids:?} should list init {pid}");
+
+    t.rt(&["kill", &id, "KILL"]).ok();
+    let st = t.wait_status(&id, "stopped");
+    assert_eq!(
+        st["pid"].as_i64(),
+        Some(0),
+        "stopped container reports pid 0: {st}"
+    );
+    t.rt(&["start", &id])
+        .fails_with("cannot start a container that has stopped");
+
+    t.rt(&["delete", &id]).ok();
+    t.rt(&["state", &id])
+        .fails_with(&format!("container {id} does not exist"));
+    assert!(!t.root.join(&id).exists(), "state dir left behind");
+    assert!(
+        !cgroup_dir("memory", &cg).exists(),
+        "memory cgroup {cg} left behind after delete"
+    );
+    t.assert_no_cgroup(&cg);
+}
+
+// ---------------------------------------------------------------------------
+// 2. run: exit code
+// ---------------------------------------------------------------------------
+
+#[test]
+fn run_foreground_exits_with_container_code() {
+    let mut t = T::new();
+    let spec = t.spec(&["sh", "-c", "echo out-line; echo err-line >&2; exit 7"]);
+    let out = t.run("exit7", &spec, Rootfs::Link);
+    assert_eq!(out.code, 7, "run exit code; stderr: {}", out.stderr);
+    assert!(out.stdout.contains("out-line"), "stdout: {:?}", out.stdout);
+    assert!(out.stderr.contains("err-line"), "stderr: {:?}", out.stderr);
+    // run without --keep deletes the container.
+    t.assert_root_empty();
+}
+
+// ---------------------------------------------------------------------------
+// 3. Capabilities and no_new_privs
+// ---------------------------------------------------------------------------
+
+#[test]
+fn capabilities_and_no_new_privs() {
+    let mut t = T::new();
+    let mut spec = t.spec(&["cat", "/proc/self/status"]);
+    set_caps(&mut spec, &["CAP_CHOWN", "CAP_KILL"]);
+    spec["process"]["noNewPrivileges"] = true.into();
+    let out = t.run("caps", &spec, Rootfs::Link).ok();
+    for key in ["CapEff", "CapPrm", "CapBnd"] {
+        assert_eq!(
+            status_field(&out.stdout, key),
+            Some("0000000000000021"),
+            "{key} in:\n{}",
+            out.stdout
+        );
+    }
+    assert_eq!(
+        status_field(&out.stdout, "CapAmb"),
+        Some("0000000000000000")
+    );
+    assert!(
+        out.stdout.contains("NoNewPrivs:\t1"),
+        "NoNewPrivs in:\n{}",
+        out.stdout
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 4. hostname / domainname
+// ---------------------------------------------------------------------------
+
+#[test]
+fn hostname_and_domainname() {
+    let mut t = T::new();
+    let mut spec = t.spec(&["sh", "-c", "hostname; cat /proc/sys/kernel/domainname"]);
+    spec["hostname"] = "cli-box".into();
+    spec["domainname"] = "cli.example".into();
+    let out = t.run("uts", &spec, Rootfs::Link).ok();
+    assert_eq!(lines(&out.stdout), ["cli-box", "cli.example"], "{out:?}");
+}
+
+// ---------------------------------------------------------------------------
+// 5. user, groups, umask
+// ---------------------------------------------------------------------------
+
+#[test]
+fn user_groups_and_umask() {
+    let mut t = T::new();
+    let mut spec = t.spec(&["sh", "-c", "id; umask"]);
+    spec["process"]["user"] = json!({
+        "uid": 1000, "gid": 1000, "additionalGids": [10, 20], "umask": 0o077
+    });
+    let out = t.run("user", &spec, Rootfs::Link).ok();
+    let l = lines(&out.stdout);
+    assert_eq!(l.len(), 2, "{out:?}");
+    let id_line = l[0];
+    assert!(id_line.starts_with("uid=1000"), "id: {id_line}");
+    assert!(id_line.contains(" gid=1000"), "id: {id_line}");
+    let groups: Vec<u32> = id_line
+        .split("groups=")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no groups= in {id_line:?}"))
+        .split(',')
+        .map(|g| {
+            g.split('(')
+                .next()
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("group {g:?} in {id_line:?}"))
+        })
+        .collect();
+    assert!(
+        groups.contains(&10) && groups.contains(&20),
+        "groups {groups:?} should hold 10 and 20 ({id_line})"
+    );
+    assert_eq!(l[1], "0077", "umask");
+}
+
+// ---------------------------------------------------------------------------
+// 6. rlimits
+// ---------------------------------------------------------------------------
+
+#[test]
+fn rlimit_nofile() {
+    let mut t = T::new();
+    let mut spec = t.spec(&["sh", "-c", "ulimit -n; ulimit -H -n"]);
+    spec["process"]["rlimits"] = json!([{ "type": "RLIMIT_NOFILE", "hard": 321, "soft": 321 }]);
+    let out = t.run("rlim", &spec, Rootfs::Link).ok();
+    assert_eq!(lines(&out.stdout), ["321", "321"], "{out:?}");
+}
+
+// ---------------------------------------------------------------------------
+// 7. mounts
+// ---------------------------------------------------------------------------
+
+/// The mountinfo line whose mount point is `dest`: (per-mount options,
+/// fs type).
+fn mountinfo_entry(mountinfo: &str, dest: &str) -> Option<(String, String)> {
+    mountinfo.lines().rev().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() > 5 && f[4] == dest {
+            let sep = f.iter().position(|x| *x == "-")?;
+            Some((f[5].to_string(), f.get(sep + 1)?.to_string()))
+        } else {
+            None
+        }
+    })
+}
+
+#[test]
+fn bind_and_tmpfs_mounts_read_only() {
+    let mut t = T::new();
+    let host_dir = t.path("host-data");
+    std::fs::create_dir(&host_dir).unwrap();
+    std::fs::write(host_dir.join("hello"), "from-host\n").unwrap();
+    let mut spec = t.spec(&[
+        "sh",
+        "-c",
+        "cat /proc/self/mountinfo; echo ===; cat /data/hello; \
+         echo x > /data/new && echo WROTE-DATA; \
+         echo x > /scratch/new && echo WROTE-SCRATCH; true",
+    ]);
+    add_mount(
+        &mut spec,
+        json!({ "destination": "/data", "type": "bind", "source": s(&host_dir),
+                "options": ["rbind", "ro"] }),
+    );
+    add_mount(
+        &mut spec,
+        json!({ "destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                "options": ["rro"] }),
+    );
+    // The runtime creates /data and /scratch in the rootfs: use a copy.
+    let out = t.run("mounts", &spec, Rootfs::Copy).ok();
+    let (mountinfo, rest) = out.stdout.split_once("===").expect("marker");
+
+    let (opts, _) = mountinfo_entry(mountinfo, "/data")
+        .unwrap_or_else(|| panic!("/data not in mountinfo:\n{mountinfo}"));
+    assert!(opts.split(',').any(|o| o == "ro"), "/data options {opts}");
+    let (opts, fstype) = mountinfo_entry(mountinfo, "/scratch")
+        .unwrap_or_else(|| panic!("/scratch not in mountinfo:\n{mountinfo}"));
+    assert_eq!(fstype, "tmpfs");
+    assert!(
+        opts.split(',').any(|o| o == "ro"),
+        "/scratch options {opts}"
+    );
+
+    assert!(rest.contains("from-host"), "bind mount content: {rest:?}");
+    assert!(
+        !rest.contains("WROTE-DATA"),
+        "write into ro /data succeeded"
+    );
+    assert!(
+        !rest.contains("WROTE-SCRATCH"),
+        "write into rro /scratch succeeded"
+    );
+    assert!(
+        out.stderr.contains("Read-only file system"),
+        "stderr: {:?}",
+        out.stderr
+    );
+    assert!(
+        !host_dir.join("new").exists(),
+        "the container wrote into the host dir"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 8. masked and read-only paths
+// ---------------------------------------------------------------------------
+
+#[test]
+fn masked_and_readonly_paths() {
+    let mut t = T::new();
+    let mut spec = t.spec(&[
+        "sh",
+        "-c",
+        "echo [; cat /proc/keys; echo ]; \
+         echo hacked > /proc/sys/kernel/hostname && echo WROTE-SYSCTL; hostname",
+    ]);
+    spec["hostname"] = "masked-box".into();
+    spec["linux"]["maskedPaths"] = json!(["/proc/keys"]);
+    spec["linux"]["readonlyPaths"] = json!(["/proc/sys"]);
+    let out = t.run("masked", &spec, Rootfs::Link).ok();
+    let l = lines(&out.stdout);
+    assert_eq!(
+        l.first().copied(),
+        Some("["),
+        "stdout: {:?} stderr: {:?}",
+        out.stdout,
+        out.stderr
+    );
+    assert_eq!(
+        l.get(1).copied(),
+        Some("]"),
+        "/proc/keys should read empty: {l:?}"
+    );
+    assert!(
+        !out.stdout.contains("WROTE-SYSCTL"),
+        "write to ro /proc/sys succeeded"
+    );
+    assert!(
+        out.stderr.contains("Read-only file system"),
+        "stderr: {:?}",
+        out.stderr
+    );
+    assert_eq!(l.last().copied(), Some("masked-box"));
+}
+
+// ---------------------------------------------------------------------------
+// 9. seccomp
+// ---------------------------------------------------------------------------
+
+#[test]
+fn seccomp_errno_rule() {
+    let mut t = T::new();
+    let mut spec = t.spec(&[
+        "sh",
+        "-c",
+        "grep Seccomp: /proc/self/status; mkdir /tmp/x && echo MKDIR-OK; true",
+    ]);
+    // mkdir must never reach the shared rootfs, even if the filter fails.
+    add_mount(
+        &mut spec,
+        json!({ "destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                "options": ["nosuid", "nodev"] }),
+    );
+    spec["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [
+            { "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38 }
+        ]
+    });
+    let out = t.run("seccomp", &spec, Rootfs::Link).ok();
+    let status = out.stdout.lines().find(|l| l.starts_with("Seccomp:"));
+    assert_eq!(
+        status.map(|l| l.split_whitespace().nth(1)),
+        Some(Some("2")),
+        "{out:?}"
+    );
+    assert!(
+        !out.stdout.contains("MKDIR-OK"),
+        "mkdir was not blocked: {out:?}"
+    );
+    assert!(
+        out.stderr.contains("Function not implemented"),
+        "mkdir should fail with ENOSYS: {:?}",
+        out.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 10. cgroup limits, seen from inside (cgroup ns) and from the host
+// ---------------------------------------------------------------------------
+
+#[test]
+fn cgroup_limits_inside_and_on_host() {
+    let mut t = T::new();
+    let mut spec = t.spec(&[
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; cat /sys/fs/cgroup/pids/pids.max",
+    ]);
+    let cg = spec["linux"]["cgroupsPath"].as_str().unwrap().to_string();
+    spec["linux"]["resources"] = json!({
+        "memory": { "limit": 67108864 },
+        "pids": { "limit": 50 }
+    });
+    add_namespace(&mut spec, "cgroup");
+    add_mount(
+        &mut spec,
+        json!({ "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] }),
+    );
+    let b = t.bundle(&spec, Rootfs::Link);
+    let id = t.id("cglim");
+    let created = t.create(&b, &id).ok();
+
+    let host_mem = cgroup_dir("memory", &cg).join("memory.limit_in_bytes");
+    assert_eq!(
+        std::fs::read_to_string(&host_mem)
+            .unwrap_or_else(|e| panic!("{}: {e}", host_mem.display()))
+            .trim(),
+        "67108864"
+    );
+    let host_pids = cgroup_dir("pids", &cg).join("pids.max");
+    assert_eq!(
+        std::fs::read_to_string(&host_pids)
+            .unwrap_or_else(|e| panic!("{}: {e}", host_pids.display()))
+            .trim(),
+        "50"
+    );
+    // init is in the container's cgroup already.
+    let pid = t.state(&id)["pid"].as_i64().unwrap();
+    let procs = std::fs::read_to_string(cgroup_dir("memory", &cg).join("cgroup.procs")).unwrap();
+    assert!(
+        procs.lines().any(|p| p.trim() == pid.to_string()),
+        "init {pid} not in the memory cgroup: {procs:?}"
+    );
+
+    t.rt(&["start", &id]).ok();
+    t.wait_status(&id, "stopped");
+    let (stdout, stderr) = created.reread();
+    assert_eq!(lines(&stdout), ["67108864", "50"], "stderr: {stderr}");
+    t.rt(&["delete", &id]).ok();
+    t.assert_no_cgroup(&cg);
+}
+
+// ---------------------------------------------------------------------------
+// 11. devices
+// ---------------------------------------------------------------------------
+
+#[test]
+fn devices_nodes_and_device_cgroup() {
+    let mut t = T::new();
+    let mut spec = t.spec(&[
+        "sh",
+        "-c",
+        "echo x > /dev/mynull && echo WRITE-OK; stat -c '%a %t %T' /dev/mynull; \
+         mknod /dev/sda b 8 0 && head -c1 /dev/sda > /dev/null && echo SDA-READ; true",
+    ]);
+    set_caps(
+        &mut spec,
+        &[
+            "CAP_AUDIT_WRITE",
+            "CAP_KILL",
+            "CAP_NET_BIND_SERVICE",
+            "CAP_MKNOD",
+        ],
+    );
+    spec["linux"]["devices"] = json!([{
+        "path": "/dev/mynull", "type": "c", "major": 1, "minor": 3,
+        "fileMode": 0o600, "uid": 0, "gid": 0
+    }]);
+    spec["linux"]["resources"] = json!({ "devices": [{ "allow": false, "access": "rwm" }] });
+    let out = t.run("devs", &spec, Rootfs::Link).ok();
+    let l = lines(&out.stdout);
+    assert!(l.contains(&"WRITE-OK"), "write to /dev/mynull: {out:?}");
+    assert!(l.contains(&"600 1 3"), "stat /dev/mynull: {out:?}");
+    assert!(
+        !l.contains(&"SDA-READ"),
+        "device cgroup let /dev/sda through: {out:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 12. hooks
+// ---------------------------------------------------------------------------
+
+fn tagged_hook(tag: &str, file: &Path) -> Value {
+    json!({
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!("echo {tag} >> {f}; cat >> {f}; echo >> {f}", f = s(file))]
+    })
+}
+
+/// (tag, state JSON) sections of the hook log.
+fn hook_sections(text: &str, tags: &[&str]) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for l in text.lines() {
+        if tags.contains(&l.trim()) {
+            out.push((l.trim().to_string(), String::new()));
+        } else if let Some(last) = out.last_mut() {
+            last.1.push_str(l);
+            last.1.push('\n');
+        } else {
+            panic!("hook log starts with a non-tag line: {text}");
+        }
+    }
+    out.into_iter()
+        .map(|(tag, body)| {
+            let v = serde_json::from_str(body.trim())
+                .unwrap_or_else(|e| panic!("hook {tag} got no state JSON ({e}): {body:?}"));
+            (tag, v)
+        })
+        .collect()
+}
+
+#[test]
+fn hooks_run_in_order_with_state() {
+    let mut t = T::new();
+    let log = t.path("hooks.log");
+    let mut spec = t.spec(&["sleep", "100"]);
+    let cg = spec["linux"]["cgroupsPath"].as_str().unwrap().to_string();
+    spec["hooks"] = json!({
+        "createRuntime": [tagged_hook("createRuntime", &log)],
+        "createContainer": [tagged_hook("createContainer", &log)],
+        "startContainer": [{ "path": "/bin/sh", "args": ["sh", "-c", "cat > /tmp/start.json"] }],
+        "poststart": [tagged_hook("poststart", &log)],
+        "poststop": [tagged_hook("poststop", &log)]
+    });
+    let b = t.bundle(&spec, Rootfs::Copy);
+    let id = t.id("hooks");
+    t.create(&b, &id).ok();
+    t.rt(&["start", &id]).ok();
+    t.rt(&["kill", &id, "KILL"]).ok();
+    t.wait_status(&id, "stopped");
+    t.rt(&["delete", &id]).ok();
+
+    let text = std::fs::read_to_string(&log).expect("hook log written");
+    let tags = ["createRuntime", "createContainer", "poststart", "poststop"];
+    let sections = hook_sections(&text, &tags);
+    let order: Vec<&str> = sections.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(order, tags, "hook order; log:\n{text}");
+    let bundle = b.canonicalize().unwrap();
+    for ((tag, st), want) in sections
+        .iter()
+        .zip(["creating", "creating", "running", "stopped"])
+    {
+        assert_eq!(st["id"], id.as_str(), "{tag}: {st}");
+        assert_eq!(st["status"], want, "{tag}: {st}");
+        assert_eq!(
+            st["bundle"].as_str().map(PathBuf::from),
+            Some(bundle.clone()),
+            "{tag}: {st}"
+        );
+        if want == "stopped" {
+            // The runtime spec makes pid optional once stopped.
+            assert!(
+                st.get("pid").is_none_or(Value::is_i64),
+                "{tag}: pid must be a number: {st}"
+            );
+        } else {
+            assert!(
+                st["pid"].as_i64().unwrap_or(0) > 0,
+                "{tag}: state needs the init pid: {st}"
+            );
+        }
+    }
+    let start_file = b.join("rootfs/tmp/start.json");
+    let start = std::fs::read_to_string(&start_file)
+        .unwrap_or_else(|e| panic!("startContainer hook output {}: {e}", start_file.display()));
+    let st: Value = serde_json::from_str(start.trim())
+        .unwrap_or_else(|e| panic!("startContainer state not JSON ({e}): {start:?}"));
+    assert_eq!(st["id"], id.as_str(), "startContainer: {st}");
+    t.assert_no_cgroup(&cg);
+}
+
+#[test]
+fn failing_create_runtime_hook_fails_create_and_undoes() {
+    let mut t = T::new();
+    let mut spec = t.spec(&["sleep", "100"]);
+    let cg = spec["linux"]["cgroupsPath"].as_str().unwrap().to_string();
+    spec["hooks"] = json!({ "createRuntime": [{ "path": "/bin/false", "args": ["false"] }] });
+    let b = t.bundle(&spec, Rootfs::Link);
+    let id = t.id("badhook");
+    let out = t.create(&b, &id);
+    assert_eq!(out.code, 1, "create with a failing hook: {out:?}");
+    assert_eq!(
+        lines(&out.stderr).len(),
+        1,
+        "one error line expected: {:?}",
+        out.stderr
+    );
+    t.assert_root_empty();
+    t.assert_no_cgroup(&cg);
+    t.assert_no_container_listed();
+}
+
+// ---------------------------------------------------------------------------
+// 13. user namespace
+// ---------------------------------------------------------------------------
+
+#[test]
+fn user_namespace_mapping() {
+    let mut t = T::new();
+    let mut spec = t.spec(&[
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; cat /proc/self/gid_map; id -u",
+    ]);
+    add_namespace(&mut spec, "user");
+    let map = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    spec["linux"]["uidMappings"] = map.clone();
+    spec["linux"]["gidMappings"] = map;
+    let b = t.bundle(&spec, Rootfs::Copy);
+    let st = Command::new("chown")
+        .args(["-R", "-h", "100000:100000"])
+        .arg(b.join("rootfs"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "chown rootfs");
+    let id = t.id("userns");
+    let out = t.rt(&["run", "--bundle", s(&b), &id]).ok();
+    let l: Vec<String> = lines(&out.stdout)
+        .iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(l, ["0 100000 65536", "0 100000 65536", "0"], "{out:?}");
+}
+
+// ---------------------------------------------------------------------------
+// 14. time namespace
+// ---------------------------------------------------------------------------
+
+#[test]
+fn time_namespace_boottime_offset() {
+    let mut t = T::new();
+    let mut spec = t.spec(&["cat", "/proc/uptime"]);
+    add_namespace(&mut spec, "time");
+    spec["linux"]["timeOffsets"] = json!({ "boottime": { "secs": 864000, "nanosecs": 0 } });
+    let out = t.run("timens", &spec, Rootfs::Link).ok();
+    let up: f64 = out
+        .stdout
+        .split_whitespace()
+        .next()
+        .and_then(|f| f.parse().ok())
+        .unwrap_or_else(|| panic!("/proc/uptime: {:?}", out.stdout));
+    assert!(
+        up > 864000.0,
+        "uptime {up} should include the 10-day offset"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 15. sysctl
+// ---------------------------------------------------------------------------
+
+#[test]
+fn sysctl_namespaced_applied() {
+    let mut t = T::new();
+    let mut spec = t.spec(&["cat", "/proc/sys/net/ipv4/ip_forward"]);
+    spec["linux"]["sysctl"] = json!({ "net.ipv4.ip_forward": "1" });
+    let out = t.run("sysctl", &spec, Rootfs::Link).ok();
+    assert_eq!(out.stdout.trim(), "1", "{out:?}");
+}
+
+#[test]
+fn sysctl_host_wide_refused() {
+    let mut t = T::new();
+    let mut spec = t.spec(&["true"]);
+    let cg = spec["linux"]["cgroupsPath"].as_str().unwrap().to_string();
+    spec["linux"]["sysctl"] = json!({ "kernel.pid_max": "1000" });
+    let b = t.bundle(&spec, Rootfs::Link);
+    let id = t.id("badsysctl");
+    t.create(&b, &id).fails_with("linux.sysctl.kernel.pid_max");
+    t.assert_root_empty();
+    t.assert_no_cgroup(&cg);
+    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
+    assert_ne!(pid_max.trim(), "1000", "the host's pid_max was changed");
+}
+
+// ---------------------------------------------------------------------------
+// 16. terminal via --console-socket
+// ---------------------------------------------------------------------------
+
+/// Receives one fd sent with SCM_RIGHTS on `stream`.
+fn receive_fd(stream: &std::os::unix::net::UnixStream) -> OwnedFd {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = [0u8; 256];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .expect("recvmsg on the console socket");
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().expect("control messages") {
+        if let ControlMessageOwned::ScmRights(v) = c {
+            fds.extend(v);
+        }
+    }
+    assert_eq!(
+        fds.len(),
+        1,
+        "expected exactly one fd (the pty master), got {fds:?}"
+    );
+    // SAFETY: the kernel just installed this fd in our table; we own it.
+    unsafe { OwnedFd::from_raw_fd(fds[0]) }
+}
+
+#[test]
+fn terminal_master_sent_to_console_socket() {
+    let mut t = T::new();
+    let mut spec = t.spec(&["sh", "-c", "tty; echo hello-tty"]);
+    spec["process"]["terminal"] = true.into();
+    spec["process"]["env"]
+        .as_array_mut()
+        .unwrap()
+        .push("TERM=xterm".into());
+    let b = t.bundle(&spec, Rootfs::Link);
+    let id = t.id("tty");
+    let sock = t.path("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    listener.set_nonblocking(true).unwrap();
+
+    let mut create = t.spawn_with(
+        &[
+            "create",
+            "--bundle",
+            s(&b),
+            "--console-socket",
+            s(&sock),
+            &id,
+        ],
+        |_| {},
+    );
+    let deadline = Instant::now() + CMD_TIMEOUT;
+    let stream = loop {
+        match listener.accept() {
+            Ok((st, _)) => break st,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if let Ok(Some(_)) = create.child.try_wait() {
+                    // Exited without connecting (or raced): one last try.
+                    if let Ok((st, _)) = listener.accept() {
+                        break st;
+                    }
+                    let out = create.finish();
+                    panic!("create never connected to the console socket: {out:?}");
+                }
+                assert!(Instant::now() < deadline, "create never connected");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let master = receive_fd(&stream);
+    create.finish().ok();
+    assert_eq!(t.state(&id)["status"], "created");
+
+    // Non-blocking reads so a missing EOF cannot hang the test.
+    unsafe {
+        let fl = libc::fcntl(master.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(master.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+    t.rt(&["start", &id]).ok();
+    let mut master = std::fs::File::from(master);
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    loop {
+        match master.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                if String::from_utf8_lossy(&got).contains("hello-tty") {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no hello-tty from the pty master; got {:?}",
+                    String::from_utf8_lossy(&got)
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // EIO: every slave fd closed.
+            Err(_) => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&got).replace('\r', "");
+    assert!(text.contains("hello-tty"), "pty output: {text:?}");
+    let tty = text.lines().next().unwrap_or("").trim().to_string();
+    assert!(
+        tty == "/dev/console" || tty.starts_with("/dev/pts/"),
+        "`tty` should name the pty, got {tty:?} (all: {text:?})"
+    );
+    t.wait_status(&id, "stopped");
+    t.rt(&["delete", &id]).ok();
+}
+
+// ---------------------------------------------------------------------------
+// 17. exec
+// ---------------------------------------------------------------------------
+
+#[test]
+fn exec_env_cwd_user_and_exit_code() {
+    let mut t = T::new();
+    let spec = t.spec(&["sleep", "100"]);
+    let b = t.bundle(&spec, Rootfs::Link);
+    let id = t.id("exec");
+    t.rt(&["run", "-d", "--bundle", s(&b), &id]).ok();
+    assert_eq!(t.state(&id)["status"], "running");
+
+    let out = t.rt(&[
+        "exec",
+        "-e",
+        "FOO=bar",
+        "--cwd",
+        "/tmp",
+        "-u",
+        "1000",
+        &id,
+        "sh",
+        "-c",
+        "echo $FOO; pwd; id -u; exit 5",
+    ]);
+    assert_eq!(out.code, 5, "exec exit code: {out:?}");
+    assert_eq!(lines(&out.stdout), ["bar", "/tmp", "1000"], "{out:?}");
+    // The container is untouched by the exec.
+    assert_eq!(t.state(&id)["status"], "running");
+    t.rt(&["delete", "--force", &id]).ok();
+}
+
+#[test]
+fn exec_as_root_then_into_stopped_container_fails() {
+    let mut t = T::new();
+    let spec = t.spec(&["sleep", "100"]);
+    let b = t.bundle(&spec, Rootfs::Link);
+    let id = t.id("exec-root");
+    t.rt(&["run", "-d", "--bundle", s(&b), &id]).ok();
+
+    // Same as above but as the container's own user (root): env, cwd and
+    // the exit code pass through.
+    let out = t.rt(&[
+        "exec",
+        "-e",
+        "FOO=baz",
+        "--cwd",
+        "/tmp",
+        &id,
+        "sh",
+        "-c",
+        "echo $FOO; pwd; id -u; exit 3",
+    ]);
+    assert_eq!(out.code, 3, "exec exit code: {out:?}");
+    assert_eq!(lines(&out.stdout), ["baz", "/tmp", "0"], "{out:?}");
+    assert_eq!(t.state(&id)["status"], "running");
+
+    t.rt(&["kill", &id, "KILL"]).ok();
+    t.wait_status(&id, "stopped");
+    t.rt(&["exec", &id, "true"])
+        .fails_with("cannot exec in a stopped container");
+    t.rt(&["delete", &id]).ok();
+    t.assert_root_empty();
+}
+
+// ---------------------------------------------------------------------------
+// 18. no leaked fds; --preserve-fds
+// ---------------------------------------------------------------------------
+
+/// The numbers `ls /proc/self/fd` printed.
+fn fd_list(out: &str) -> Vec<u32> {
+    let mut v: Vec<u32> = out
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or_else(|_| panic!("fd {f:?} in {out:?}")))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Runs `args` with `file` open as fd 3 in contd-runtime.
+fn run_with_fd3(t: &T, args: &[&str], file: &std::fs::File) -> Out {
+    let fd = file.as_raw_fd();
+    t.rt_with(args, move |cmd| {
+        // SAFETY: only async-signal-safe libc calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if fd == 3 {
+                    let fl = libc::fcntl(3, libc::F_GETFD);
+                    if libc::fcntl(3, libc::F_SETFD, fl & !libc::FD_CLOEXEC) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    })
+}
+
+#[test]
+fn no_leaked_fds_and_preserve_fds() {
+    let mut t = T::new();
+    let extra_path = t.path("extra-fd.txt");
+    std::fs::write(&extra_path, "preserved-content\n").unwrap();
+    let extra = std::fs::File::open(&extra_path).unwrap();
+
+    // fd 3 open in contd-runtime but not preserved: not in the container.
+    let spec = t.spec(&["ls", "/proc/self/fd"]);
+    let b = t.bundle(&spec, Rootfs::Link);
+    let id = t.id("fds");
+    let out = run_with_fd3(&t, &["run", "--bundle", s(&b), &id], &extra).ok();
+    assert_eq!(
+        fd_list(&out.stdout),
+        [0, 1, 2, 3],
+        "only stdio and ls's own dir fd may be open: {out:?}"
+    );
+
+    // --preserve-fds 1: fd 3 reaches the container.
+    let spec = t.spec(&["sh", "-c", "cat /proc/self/fd/3; ls /proc/self/fd"]);
+    let b = t.bundle(&spec, Rootfs::Link);
+    let id = t.id("fds-keep");
+    let out = run_with_fd3(
+        &t,
+        &["run", "--preserve-fds", "1", "--bundle", s(&b), &id],
+        &extra,
+    )
+    .ok();
+    let (content, rest) = out.stdout.split_once('\n').unwrap_or(("", ""));
+    assert_eq!(content, "preserved-content", "{out:?}");
+    assert_eq!(fd_list(rest), [0, 1, 2, 3, 4], "{out:?}");
+}
+
+// ---------------------------------------------------------------------------
+// 19. invalid config
+// ---------------------------------------------------------------------------
+
+#[test]
+fn invalid_config_empty_args() {
+    let mut t = T::new();
+    let mut spec = t.spec(&["true"]);
+    let cg = spec["linux"]["cgroupsPath"].as_str().unwrap().to_string();
+    spec["process"]["args"] = json!([]);
+    let b = t.bundle(&spec, Rootfs::Link);
+    let id = t.id("noargs");
+    let out = t.create(&b, &id).fails_with("process.args");
+    assert_eq!(
+        lines(&out.stderr).len(),
+        1,
+        "one error line: {:?}",
+        out.stderr
+    );
+    t.assert_root_empty();
+    t.assert_no_cgroup(&cg);
+}
+
+// ---------------------------------------------------------------------------
+// 20. a failed create undoes itself
+// ---------------------------------------------------------------------------
+
+#[test]
+fn failed_create_leaves_nothing() {
+    let mut t = T::new();
+    let mut spec = t.spec(&["sleep", "100"]);
+    let cg = spec["linux"]["cgroupsPath"].as_str().unwrap().to_string();
+    // /tmp exists in the rootfs, so nothing is created in the shared copy.
+    add_mount(
+        &mut spec,
+        json!({ "destination": "/tmp", "type": "bind",
+                "source": "/nonexistent-contd-cli-test/source", "options": ["rbind"] }),
+    );
+    let b = t.bundle(&spec, Rootfs::Link);
+    let id = t.id("badmount");
+    let out = t.create(&b, &id);
+    assert_eq!(out.code, 1, "create with a missing bind source: {out:?}");
+    assert_eq!(
+        lines(&out.stderr).len(),
+        1,
+        "one error line: {:?}",
+        out.stderr
+    );
+    t.assert_root_empty();
+    t.assert_no_cgroup(&cg);
+    t.assert_no_container_listed();
+    // No process of ours left holding the rootfs open as its root.
+    let bundle_rootfs = b.join("rootfs");
+    let leftover: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (cmdline.contains(&id) || cmdline.contains(s(&bundle_rootfs)))
+                .then(|| format!("{pid}: {cmdline}"))
+        })
+        .collect();
+    assert!(leftover.is_empty(), "processes left behind: {leftover:?}");
+}
+
+// ---------------------------------------------------------------------------
+// 21. spec and features
+// ---------------------------------------------------------------------------
+
+#[test]
+fn spec_and_features() {
+    let t = T::new();
+    let dir = t.path("spec-bundle");
+    std::fs::create_dir(&dir).unwrap();
+    t.rt(&["spec", "--bundle", s(&dir)]).ok();
+    let text = std::fs::read_to_string(dir.join("config.json")).expect("config.json written");
+    let spec: Value = serde_json::from_str(&text).expect("config.json is JSON");
+    assert_eq!(spec["process"]["args"], json!(["sh"]), "{spec}");
+    assert_eq!(spec["root"]["path"], "rootfs", "{spec}");
+    // A second spec refuses to overwrite.
+    assert_eq!(t.rt(&["spec", "--bundle", s(&dir)]).code, 1);
+
+    let out = t.rt(&["features"]).ok();
+    let f: Value = serde_json::from_str(&out.stdout).expect("features is JSON");
+    let has = |v: &Value, s: &str| v.as_array().is_some_and(|a| a.iter().any(|x| x == s));
+    assert!(has(&f["hooks"], "createContainer"), "{f}");
+    assert!(has(&f["linux"]["namespaces"], "user"), "{f}");
+}
