@@ -122,19 +122,19 @@ fn device_rules(r: &LinuxResources, extra: &[LinuxDevice]) -> Option<LinuxResour
     Some(out)
 }
 
-/// Creates the cgroup `path`, applies `resources` (plus device access to
-/// `devices`), and moves `pid` into it.
+/// Creates the cgroup `path` and applies `resources` (plus device access
+/// to `devices`). Returns the v1 `tasks` files a single-threaded process
+/// can write `0` to, to move itself in (see [`join_self`]); empty on v2.
 ///
 /// # Errors
 /// If the cgroup exists already with processes in it (another container
-/// owns it), or creation, a limit or the move fails; a cgroup this call
-/// created is removed again.
-pub(crate) fn create(
+/// owns it), or creation or a limit fails; a cgroup this call created is
+/// removed again.
+pub(crate) fn prepare(
     path: &str,
     resources: Option<&LinuxResources>,
     devices: &[LinuxDevice],
-    pid: i32,
-) -> Result<(), CgroupError> {
+) -> Result<Vec<std::ffi::CString>, CgroupError> {
     let probe = Cgroup::load(hierarchies::auto(), path);
     if probe.exists() && !probe.procs().is_empty() {
         return Err(err(path, "exists already and has processes"));
@@ -150,8 +150,55 @@ pub(crate) fn create(
         let r = device_rules(r, devices).unwrap_or_else(|| r.clone());
         m.set(&r).map_err(|e| undo(format!("set resources: {e}")))?;
     }
-    cg.add_task_by_tgid(CgroupPid::from(pid as u64))
-        .map_err(|e| undo(format!("move pid {pid}: {e}")))?;
+    Ok(task_files(&cg))
+}
+
+/// The v1 `tasks` files of a cgroup (empty on v2).
+fn task_files(cg: &Cgroup) -> Vec<std::ffi::CString> {
+    if is_v2() {
+        return Vec::new();
+    }
+    cg.subsystems()
+        .iter()
+        .map(|s| {
+            let mut p = s.to_controller().path().to_path_buf();
+            p.push("tasks");
+            p
+        })
+        .filter(|p| p.exists())
+        .filter_map(|p| {
+            use std::os::unix::ffi::OsStrExt;
+            std::ffi::CString::new(p.as_os_str().as_bytes()).ok()
+        })
+        .collect()
+}
+
+/// The `tasks` files of the existing cgroup `path`, for [`join_self`].
+pub(crate) fn existing_task_files(path: &str) -> Vec<std::ffi::CString> {
+    task_files(&Cgroup::load(hierarchies::auto(), path))
+}
+
+/// Moves `pid` into the cgroup `path` from outside. On v1 the kernel makes
+/// the first such move after idle wait for an RCU grace period (5–20 ms
+/// here); [`join_self`] avoids that where it can.
+///
+/// # Errors
+/// If the move fails.
+pub(crate) fn attach(path: &str, pid: i32) -> Result<(), CgroupError> {
+    Cgroup::load(hierarchies::auto(), path)
+        .add_task_by_tgid(CgroupPid::from(pid as u64))
+        .map_err(|e| err(path, format!("move pid {pid}: {e}")))
+}
+
+/// Run by a single-threaded process to move itself: writing `0` to a v1
+/// `tasks` file moves only the calling thread, which the kernel does
+/// without the global threadgroup lock (and its RCU wait). Async-signal
+/// safe: plain open/write/close on prepared paths.
+pub(crate) fn join_self(tasks: &[std::ffi::CString]) -> Result<(), String> {
+    for t in tasks {
+        crate::sys::write_cstr_path(t, b"0")
+            .map_err(|e| format!("join cgroup {}: {e}", t.to_string_lossy()))?;
+    }
     Ok(())
 }
 

@@ -557,6 +557,18 @@ fn create_inner(
         opts.stdio.stderr.as_ref().map(|f| f.as_raw_fd()),
     ];
     let ns = &checked.namespaces;
+    let linux = checked.spec.linux().as_ref();
+    let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
+    let tasks = cgroup::prepare(
+        &checked.cgroup_path,
+        linux.and_then(|l| l.resources().as_ref()),
+        &devices,
+    )?;
+    undo.cgroup = Some(checked.cgroup_path.clone());
+    // Init moves itself into its cgroup (no RCU wait on v1) unless it is
+    // in a new user namespace, where it cannot write the host's cgroupfs.
+    let self_join = !tasks.is_empty() && !ns.user();
+    let no_tasks: &[std::ffi::CString] = &[];
     // With a user namespace joined by path, init joins it first and then
     // unshares the rest, so they belong to it.
     let clone_flags = if ns.join_user.is_some() {
@@ -582,6 +594,7 @@ fn create_inner(
                 no_pivot: opts.no_pivot,
                 preserve_fds: opts.preserve_fds,
                 extra_env: &opts.extra_env,
+                cgroup_tasks: if self_join { &tasks } else { no_tasks },
             }),
             sys::Forked::Parent(pid) => Ok(pid),
         }
@@ -591,7 +604,6 @@ fn create_inner(
     let pidfd = sys::pidfd_open(pid).ctx(|| format!("pidfd_open {pid}"))?;
     undo.child = Some((pid, pidfd.try_clone().ctx(|| "dup pidfd".into())?));
 
-    let linux = checked.spec.linux().as_ref();
     if ns.clone_flags & libc::CLONE_NEWUSER != 0 && ns.join_user.is_none() {
         if let Some(l) = linux {
             write_id_map(
@@ -607,21 +619,15 @@ fn create_inner(
         }
         sys::send(parent_sock.as_fd(), &[tag::MAPPED]).ctx(|| "release init".into())?;
     }
-    let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
-    // Init mounts meanwhile; if it failed already, its own message is the
-    // one to report, not the cgroup error its death caused.
-    let early = |e: Error| match pending_error(parent_sock.as_fd()) {
-        Some(msg) => Error::Init(msg),
-        None => e,
-    };
-    cgroup::create(
-        &checked.cgroup_path,
-        linux.and_then(|l| l.resources().as_ref()),
-        &devices,
-        pid,
-    )
-    .map_err(|e| early(e.into()))?;
-    undo.cgroup = Some(checked.cgroup_path.clone());
+    if !self_join {
+        cgroup::attach(&checked.cgroup_path, pid).map_err(|e| {
+            match pending_error(parent_sock.as_fd()) {
+                // Init failed already: its own message is the one to report.
+                Some(msg) => Error::Init(msg),
+                None => e.into(),
+            }
+        })?;
+    }
 
     let created = state::rfc3339_nanos(state::now_nanos());
     let mut oci = state::OciState {
@@ -639,7 +645,10 @@ fn create_inner(
     go.extend(serde_json::to_vec(&oci).unwrap_or_default());
     sys::send(parent_sock.as_fd(), &go)
         .ctx(|| "release init".into())
-        .map_err(early)?;
+        .map_err(|e| match pending_error(parent_sock.as_fd()) {
+            Some(msg) => Error::Init(msg),
+            None => e,
+        })?;
     let mut buf = vec![0u8; 65536];
     loop {
         let n = sys::recv(parent_sock.as_fd(), &mut buf).ctx(|| "wait for init".into())?;

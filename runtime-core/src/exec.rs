@@ -122,6 +122,8 @@ impl Container {
             opts.stdio.stderr.as_ref().map(|f| f.as_raw_fd()),
         ];
         let state_json = serde_json::to_vec(&self.oci_state()).unwrap_or_default();
+        // The child joins the cgroup itself on v1 (no RCU wait).
+        let tasks = cgroup::existing_task_files(self.cgroup_path());
         let child = in_pid_ns_for_children(pid_ns.as_deref(), || {
             // SAFETY: runtime-core's contract: called from a single-threaded
             // process (the CLI or the monitor).
@@ -138,6 +140,7 @@ impl Container {
                     seccomp: linux.seccomp().as_ref(),
                     listener,
                     state_json: &state_json,
+                    cgroup_tasks: &tasks,
                 }),
                 sys::Forked::Parent(p) => Ok(p),
             }
@@ -151,7 +154,9 @@ impl Container {
             let _ = sys::wait_exit(child);
             e
         };
-        cgroup::join(self.cgroup_path(), child).map_err(|e| kill_child(e.into()))?;
+        if tasks.is_empty() {
+            cgroup::join(self.cgroup_path(), child).map_err(|e| kill_child(e.into()))?;
+        }
         sys::send(parent_sock.as_fd(), &[tag::GO])
             .ctx(|| "release exec process".into())
             .map_err(kill_child)?;
@@ -183,6 +188,7 @@ struct ChildArgs<'a> {
     seccomp: Option<&'a oci_spec::runtime::LinuxSeccomp>,
     listener: Option<OwnedFd>,
     state_json: &'a [u8],
+    cgroup_tasks: &'a [std::ffi::CString],
 }
 
 fn child_main(a: ChildArgs<'_>) -> ! {
@@ -206,6 +212,7 @@ fn child_main(a: ChildArgs<'_>) -> ! {
 fn child_setup(a: ChildArgs<'_>) -> Result<init::Prepared<'_>, String> {
     // Before anything of the container can see us.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| format!("set non-dumpable: {e}"))?;
+    cgroup::join_self(a.cgroup_tasks)?;
     sys::cloexec_from(3 + a.preserve_fds).map_err(|e| format!("close_range: {e}"))?;
     for (target, fd) in a.stdio.iter().enumerate() {
         if let Some(fd) = fd {

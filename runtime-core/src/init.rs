@@ -39,6 +39,8 @@ pub(crate) struct InitArgs<'a> {
     pub preserve_fds: u32,
     /// Extra environment entries.
     pub extra_env: &'a [String],
+    /// v1 `tasks` files init writes `0` to, to join its cgroup itself.
+    pub cgroup_tasks: &'a [std::ffi::CString],
 }
 
 fn borrow(fd: RawFd) -> BorrowedFd<'static> {
@@ -225,6 +227,8 @@ fn time_offsets(
 }
 
 fn setup(args: InitArgs<'_>) -> Result<std::convert::Infallible, String> {
+    // First of all, while still in the host's cgroupfs view.
+    crate::cgroup::join_self(args.cgroup_tasks)?;
     let checked = args.checked;
     let spec = &checked.spec;
     let ns = &checked.namespaces;

@@ -671,6 +671,23 @@ pub fn get_winsize(fd: BorrowedFd<'_>) -> io::Result<(u16, u16)> {
     Ok((ws.ws_row, ws.ws_col))
 }
 
+/// `open(path, O_WRONLY)`, one `write`, `close`: for kernel files that
+/// take one write, with no allocation.
+pub(crate) fn write_cstr_path(path: &CStr, data: &[u8]) -> io::Result<()> {
+    // SAFETY: `path` is a valid C string; the fd is owned right away.
+    let fd = cvt_int(unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
+    // SAFETY: a new fd nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: pointer and length describe `data`.
+    let n = cvt(unsafe {
+        libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) as libc::c_long
+    })?;
+    if n as usize != data.len() {
+        return Err(io::Error::new(io::ErrorKind::WriteZero, "short write"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
