@@ -1470,3 +1470,57 @@ fn spec_and_features() {
     assert!(has(&f["hooks"], "createContainer"), "{f}");
     assert!(has(&f["linux"]["namespaces"], "user"), "{f}");
 }
+
+// ---------------------------------------------------------------------------
+// --no-pivot and socket activation
+// ---------------------------------------------------------------------------
+
+#[test]
+fn no_pivot_chroots_into_the_rootfs() {
+    let mut t = T::new();
+    let spec = t.spec(&[
+        "sh",
+        "-c",
+        "ls /bin/busybox && test ! -e /work && echo inside",
+    ]);
+    let bundle = t.bundle(&spec, Rootfs::Link);
+    let id = t.id("nopivot");
+    let out = t
+        .rt(&["run", "--no-pivot", "--bundle", s(&bundle), &id])
+        .ok();
+    assert!(out.stdout.contains("inside"), "stdout: {:?}", out.stdout);
+    t.assert_root_empty();
+}
+
+#[test]
+fn listen_fds_are_passed_with_their_environment() {
+    let mut t = T::new();
+    let spec = t.spec(&[
+        "sh",
+        "-c",
+        "echo fds=$LISTEN_FDS pid=$LISTEN_PID; test -e /proc/self/fd/3 && echo has3",
+    ]);
+    let bundle = t.bundle(&spec, Rootfs::Link);
+    let id = t.id("listen");
+    let out = t
+        .rt_with(&["run", "--bundle", s(&bundle), &id], |c| {
+            c.env("LISTEN_FDS", "1");
+            // fd 3 for the child: the test binary's stdin, duplicated.
+            // SAFETY: dup2 on fds of the child between fork and exec.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(c, || {
+                    if libc::dup2(0, 3) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        })
+        .ok();
+    assert!(
+        out.stdout.contains("fds=1 pid=1"),
+        "stdout: {:?}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("has3"), "stdout: {:?}", out.stdout);
+}
