@@ -95,6 +95,7 @@ pub struct Container {
     state: Persisted,
     state_dir: PathBuf,
     pidfd: Option<OwnedFd>,
+    warnings: Vec<String>,
 }
 
 impl Container {
@@ -141,7 +142,13 @@ impl Container {
             state,
             state_dir: state_dir.to_path_buf(),
             pidfd,
+            warnings: Vec::new(),
         })
+    }
+
+    /// What create left out with a warning (unknown capability names).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Container id.
@@ -702,5 +709,6 @@ fn create_inner(
         state,
         state_dir: opts.state_dir.clone(),
         pidfd: Some(pidfd),
+        warnings: checked.warnings.clone(),
     })
 }

@@ -56,6 +56,39 @@ pub(crate) struct Checked {
     pub namespaces: Namespaces,
     /// The cgroup path relative to each hierarchy root.
     pub cgroup_path: String,
+    /// What was left out with a warning (unknown capability names).
+    pub warnings: Vec<String>,
+}
+
+/// Parses a spec, leaving out capability names this oci-spec does not know
+/// (a kernel newer than the crate): a warning each, not a failure, as
+/// DESIGN.md asks.
+pub(crate) fn parse_lenient(text: &str) -> Result<(Spec, Vec<String>), String> {
+    let mut v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let mut warnings = Vec::new();
+    if let Some(caps) = v
+        .get_mut("process")
+        .and_then(|p| p.get_mut("capabilities"))
+        .and_then(|c| c.as_object_mut())
+    {
+        for (set, list) in caps.iter_mut() {
+            if let Some(arr) = list.as_array_mut() {
+                arr.retain(|name| {
+                    let known =
+                        serde_json::from_value::<oci_spec::runtime::Capability>(name.clone())
+                            .is_ok();
+                    if !known {
+                        warnings.push(format!(
+                            "process.capabilities.{set}: unknown capability {name} left out"
+                        ));
+                    }
+                    known
+                });
+            }
+        }
+    }
+    let spec = serde_json::from_value(v).map_err(|e| e.to_string())?;
+    Ok((spec, warnings))
 }
 
 /// Loads `<bundle>/config.json` and validates it.
@@ -68,11 +101,13 @@ pub(crate) fn load(bundle: &Path, id: &str) -> Result<Checked, SpecError> {
         path: path.clone(),
         message: e.to_string(),
     })?;
-    let spec: Spec = serde_json::from_str(&text).map_err(|e| SpecError::Load {
+    let (spec, warnings) = parse_lenient(&text).map_err(|e| SpecError::Load {
         path: path.clone(),
-        message: e.to_string(),
+        message: e,
     })?;
-    check(spec, bundle, id)
+    let mut checked = check(spec, bundle, id)?;
+    checked.warnings = warnings;
+    Ok(checked)
 }
 
 fn check(spec: Spec, bundle: &Path, id: &str) -> Result<Checked, SpecError> {
@@ -267,6 +302,7 @@ fn check(spec: Spec, bundle: &Path, id: &str) -> Result<Checked, SpecError> {
         namespaces: ns,
         cgroup_path,
         spec,
+        warnings: Vec::new(),
     })
 }
 

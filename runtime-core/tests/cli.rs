@@ -1524,3 +1524,112 @@ fn listen_fds_are_passed_with_their_environment() {
     );
     assert!(out.stdout.contains("has3"), "stdout: {:?}", out.stdout);
 }
+
+// ---------------------------------------------------------------------------
+// Safety: escapes through cwd and symlinked mount targets, status from the
+// live process, lenient capability names
+// ---------------------------------------------------------------------------
+
+#[test]
+fn cwd_through_a_leaked_fd_is_refused() {
+    // CVE-2024-21626: a cwd naming one of init's own fds must never put the
+    // process in a host directory.
+    for n in 3..8 {
+        let mut t = T::new();
+        let mut spec = t.spec(&["pwd"]);
+        spec["process"]["cwd"] = format!("/proc/self/fd/{n}").into();
+        let out = t.run("cwdfd", &spec, Rootfs::Link);
+        assert_ne!(out.code, 0, "cwd /proc/self/fd/{n} ran: {out:?}");
+        t.assert_root_empty();
+    }
+}
+
+#[test]
+fn symlinked_mount_target_stays_inside_the_rootfs() {
+    let mut t = T::new();
+    let outside = t.path("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let mut spec = t.spec(&[
+        "sh",
+        "-c",
+        "echo mounted > /evil/x/file && cat /evil/x/file",
+    ]);
+    spec["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"destination": "/evil/x", "type": "tmpfs", "source": "tmpfs"}));
+    let b = t.bundle(&spec, Rootfs::Copy);
+    // /evil points at the host directory's absolute path; inside the
+    // rootfs that path resolves to the rootfs's own copy of it.
+    std::os::unix::fs::symlink(&outside, b.join("rootfs/evil")).unwrap();
+    std::fs::create_dir_all(b.join("rootfs").join(outside.strip_prefix("/").unwrap())).unwrap();
+    let id = t.id("symlink");
+    let out = t.rt(&["run", "--bundle", s(&b), &id]).ok();
+    assert!(out.stdout.contains("mounted"), "{out:?}");
+    assert!(
+        !outside.join("x").exists(),
+        "the mount target was created on the host"
+    );
+    assert!(
+        b.join("rootfs")
+            .join(outside.strip_prefix("/").unwrap())
+            .join("x")
+            .is_dir(),
+        "the target was resolved inside the rootfs"
+    );
+
+    // Dangling inside the rootfs: refused, nothing made on the host.
+    let mut spec = t.spec(&["true"]);
+    spec["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"destination": "/evil2/y", "type": "tmpfs", "source": "tmpfs"}));
+    let b = t.bundle(&spec, Rootfs::Copy);
+    std::os::unix::fs::symlink(&outside, b.join("rootfs/evil2")).unwrap();
+    let id = t.id("dangling");
+    let out = t.rt(&["run", "--bundle", s(&b), &id]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(!outside.join("y").exists(), "created on the host");
+    t.assert_root_empty();
+}
+
+#[test]
+fn status_follows_the_live_process() {
+    let mut t = T::new();
+    let spec = t.spec(&["sleep", "100"]);
+    let b = t.bundle(&spec, Rootfs::Link);
+    let id = t.id("live");
+    t.create(&b, &id).ok();
+    t.rt(&["start", &id]).ok();
+    let pid = t.state(&id)["pid"].as_i64().unwrap() as i32;
+    // Killed behind the runtime's back: state must notice by itself.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let st = t.wait_status(&id, "stopped");
+    assert_eq!(st["pid"], 0, "{st}");
+    t.rt(&["kill", &id, "TERM"]).fails_with("not running");
+    t.rt(&["delete", &id]).ok();
+    t.assert_root_empty();
+}
+
+#[test]
+fn unknown_capability_is_a_warning() {
+    let mut t = T::new();
+    let mut spec = t.spec(&["grep", "CapEff", "/proc/self/status"]);
+    set_caps(&mut spec, &["CAP_CHOWN", "CAP_KILL"]);
+    for set in ["bounding", "effective", "permitted"] {
+        spec["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push("CAP_FROM_THE_FUTURE".into());
+    }
+    let out = t.run("futurecap", &spec, Rootfs::Link).ok();
+    assert!(out.stdout.contains("0000000000000021"), "{out:?}");
+    assert!(
+        out.stderr.contains("CAP_FROM_THE_FUTURE"),
+        "warning: {out:?}"
+    );
+}

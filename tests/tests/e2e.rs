@@ -181,6 +181,12 @@ fn stop_then_rm_leaves_nothing_behind() {
     assert_eq!(monitors.len(), 1);
     let mountinfo_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
 
+    // The shell has set its trap once it has started `sleep`; before that a
+    // SIGTERM to a pid-namespace init without a handler is ignored.
+    env.wait_for("the trap to be set", 5, || {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .is_ok_and(|c| !c.trim().is_empty())
+    });
     let started = std::time::Instant::now();
     env.ok(&["stop", "-t", "10", "victim"]);
     assert!(

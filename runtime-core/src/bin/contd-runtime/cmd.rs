@@ -51,7 +51,7 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Res<u8> {
     log.debug(&format!("{:?}", cli.command));
     match &cli.command {
         Command::Create(a) => {
-            create(cli, a, None)?;
+            create(cli, log, a, None)?;
             Ok(0)
         }
         Command::Start { id } => {
@@ -160,7 +160,7 @@ fn write_pid_file(path: &Path, pid: i32) -> Res<()> {
     std::fs::rename(&tmp, path).map_err(|e| format!("write pid file {}: {e}", path.display()))
 }
 
-fn create(cli: &Cli, a: &CreateArgs, console: Option<OwnedFd>) -> Res<Container> {
+fn create(cli: &Cli, log: &Logger, a: &CreateArgs, console: Option<OwnedFd>) -> Res<Container> {
     if a.pidfd_socket.is_some() {
         return Err("--pidfd-socket is not supported".into());
     }
@@ -193,6 +193,9 @@ fn create(cli: &Cli, a: &CreateArgs, console: Option<OwnedFd>) -> Res<Container>
         opts.extra_env = vec![format!("LISTEN_FDS={n}"), "LISTEN_PID=1".into()];
     }
     let c = Container::create(opts).map_err(|e| e.to_string())?;
+    for w in c.warnings() {
+        log.warn(w);
+    }
     if let Some(p) = &a.pid_file {
         if let Err(e) = write_pid_file(p, c.pid()) {
             let _ = c.delete(true);
@@ -269,7 +272,7 @@ fn run(cli: &Cli, log: &Logger, a: &CreateArgs, detach: bool, keep: bool) -> Res
     } else {
         None
     };
-    let mut c = create(cli, a, console)?;
+    let mut c = create(cli, log, a, console)?;
     let master = match proxy {
         Some(sock) => match runtime_core::receive_master(sock.as_fd()) {
             Ok(m) => Some(m),
