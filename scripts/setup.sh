@@ -10,6 +10,7 @@ command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v runc >/dev/null 2>&1 || need+=(runc)        # benchmarks compare against it
 command -v podman >/dev/null 2>&1 || need+=(podman)    # runtime-core/tests/podman.rs drives contd-runtime
+command -v containerd >/dev/null 2>&1 || need+=(containerd)  # runtime-core/tests/containerd.rs: the runc shim drives contd-runtime
 command -v crun >/dev/null 2>&1 || need+=(crun)        # bench/runtime.sh compares against it
 command -v jq >/dev/null 2>&1 || need+=(jq)            # bench/runtime.sh edits config.json
 command -v hyperfine >/dev/null 2>&1 || need+=(hyperfine)
