@@ -1633,3 +1633,79 @@ fn unknown_capability_is_a_warning() {
         "warning: {out:?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// kill --all, exec -t through the CLI's own pty, --log-format json
+// ---------------------------------------------------------------------------
+
+#[test]
+fn kill_all_reaches_every_process() {
+    let mut t = T::new();
+    let spec = t.spec(&["sh", "-c", "trap '' TERM; sleep 100 & sleep 100 & wait"]);
+    let b = t.bundle(&spec, Rootfs::Link);
+    let id = t.id("killall");
+    t.rt(&["run", "-d", "--bundle", s(&b), &id]).ok();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let pids = loop {
+        let out = t.rt(&["ps", "--format", "json", &id]).ok();
+        let pids: Vec<i32> = serde_json::from_str(out.stdout.trim()).unwrap();
+        if pids.len() == 3 {
+            break pids;
+        }
+        assert!(Instant::now() < deadline, "never saw 3 processes: {pids:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // SIGTERM to init alone would be ignored (trap ''); --all reaches the
+    // sleeps too.
+    t.rt(&["kill", "--all", &id, "USR1"]).ok();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pids[1..]
+        .iter()
+        .any(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+    {
+        assert!(Instant::now() < deadline, "sleeps survived kill --all");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t.rt(&["delete", "--force", &id]).ok();
+    t.assert_root_empty();
+}
+
+#[test]
+fn exec_tty_without_console_socket_proxies_a_pty() {
+    let mut t = T::new();
+    let spec = t.spec(&["sleep", "100"]);
+    let b = t.bundle(&spec, Rootfs::Link);
+    let id = t.id("exectty");
+    t.rt(&["run", "-d", "--bundle", s(&b), &id]).ok();
+    // script(1) gives the CLI a terminal of its own.
+    let cmd = format!(
+        "{} --root {} exec -t {id} sh -c 'tty; echo via-pty; exit 2'",
+        env!("CARGO_BIN_EXE_contd-runtime"),
+        s(&t.root)
+    );
+    let out = Command::new("timeout")
+        .args(["30", "script", "-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("script(1)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/dev/pts/"), "{text}");
+    assert!(text.contains("via-pty"), "{text}");
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    t.rt(&["delete", "--force", &id]).ok();
+}
+
+#[test]
+fn errors_go_to_the_json_log() {
+    let t = T::new();
+    let log = t.path("runtime.log");
+    let out = t.rt(&["--log", s(&log), "--log-format", "json", "state", "nosuch"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let text = std::fs::read_to_string(&log).expect("log written");
+    let rec: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(rec["level"], "error", "{text}");
+    assert!(
+        rec["msg"].as_str().unwrap().contains("does not exist"),
+        "{text}"
+    );
+    assert!(rec["time"].is_string(), "{text}");
+}
