@@ -5,7 +5,8 @@
 //! `monitor.sock` in the container's state dir, whether or not a supervisor
 //! is connected. It is single-threaded: one poll loop, no async runtime.
 //!
-//! Usage: `contd-monitor --state-dir DIR --log-path FILE --id ID --sync-fd N`.
+//! Usage: `contd-monitor --state-dir DIR --log-path FILE --id ID --sync-fd N
+//! [--linger SECS]`.
 //! The bundle is `DIR/bundle`; runtime-core keeps its state in `DIR/runtime`.
 //! On fd N the monitor writes one [`proto::monitor::Ready`] frame.
 //!
@@ -34,11 +35,15 @@ pub(crate) struct Args {
     pub log_path: PathBuf,
     pub id: String,
     pub sync_fd: i32,
+    /// After the container exits, release it by ourselves after this long
+    /// if no supervisor did (`None`: wait for a supervisor forever).
+    pub linger: Option<std::time::Duration>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let (mut state_dir, mut log_path, mut id, mut sync_fd) = (None, None, None, None);
+    let mut linger = None;
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
@@ -46,6 +51,10 @@ fn parse_args() -> Result<Args, String> {
             "--log-path" => log_path = Some(PathBuf::from(value)),
             "--id" => id = Some(value),
             "--sync-fd" => sync_fd = Some(value.parse().map_err(|_| "bad --sync-fd")?),
+            "--linger" => {
+                let secs: u64 = value.parse().map_err(|_| "bad --linger (seconds)")?;
+                linger = Some(std::time::Duration::from_secs(secs));
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -54,6 +63,7 @@ fn parse_args() -> Result<Args, String> {
         log_path: log_path.ok_or("--log-path is required")?,
         id: id.ok_or("--id is required")?,
         sync_fd: sync_fd.ok_or("--sync-fd is required")?,
+        linger,
     })
 }
 
@@ -139,6 +149,11 @@ fn daemon(args: Args, sync: OwnedFd) -> Result<(), ()> {
         let _ = nix::unistd::dup2_stderr(&null);
     }
     sys::ignore_sigpipe();
+    // The kernel's OOM killer should pick the container, never its monitor.
+    // Lowering the score needs CAP_SYS_RESOURCE; without it (some sandboxes)
+    // the monitor runs on with the score it has. The container gets its
+    // own from the spec, or 0 (see server.rs), not ours.
+    let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
     if let Err(e) = sys::set_subreaper() {
         fail(&sync, format!("set child subreaper: {e}"));
         return Err(());

@@ -61,6 +61,31 @@ struct Monitor {
     drain_deadline: Option<Instant>,
     exit: Option<ExitRecord>,
     released: bool,
+    /// cgroup v1 OOM notifications (eventfd registered on
+    /// `memory.oom_control`); `None` on v2, where `memory.events` is read.
+    oom_events: Option<std::fs::File>,
+    /// An OOM event was seen while the container ran.
+    oom_seen: bool,
+    /// How long to stay after the exit record is written, if no
+    /// supervisor releases us first.
+    linger: Option<Duration>,
+    linger_deadline: Option<Instant>,
+}
+
+/// Registers an eventfd for OOM notifications of the cgroup v1 memory
+/// controller of `cgroup_path` (`cgroup.event_control`).
+fn oom_eventfd(cgroup_path: &str) -> Option<std::fs::File> {
+    if runtime_core::cgroup_v2() {
+        return None;
+    }
+    let dir = Path::new("/sys/fs/cgroup/memory").join(cgroup_path);
+    let control = std::fs::File::open(dir.join("memory.oom_control")).ok()?;
+    let efd = crate::sys::eventfd().ok()?;
+    use std::os::fd::AsRawFd;
+    let line = format!("{} {}", efd.as_raw_fd(), control.as_raw_fd());
+    std::fs::write(dir.join("cgroup.event_control"), line).ok()?;
+    // The kernel holds its own reference to the control file now.
+    Some(std::fs::File::from(efd))
 }
 
 fn report(sync: OwnedFd, ready: &Ready) {
@@ -158,6 +183,8 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
         stdout: Some(out_w),
         stderr: Some(err_w),
     };
+    // Not our -1000: the container is what the OOM killer should pick.
+    opts.default_oom_score_adj = Some(0);
     let created = Container::create(opts);
     let container = match created {
         Ok(c) => c,
@@ -179,7 +206,12 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
             monitor_pid: pid,
         },
     );
+    let oom_events = oom_eventfd(container.cgroup_path());
     let mut m = Monitor {
+        oom_events,
+        oom_seen: false,
+        linger: args.linger,
+        linger_deadline: None,
         state_dir: args.state_dir.clone(),
         cgroup_path: container.cgroup_path().to_string(),
         container: Some(container),
@@ -209,7 +241,10 @@ impl Monitor {
                 Ok(r) => r,
                 Err(_) => continue,
             };
-            // Fixed slots: 0 listener, 1 signalfd, 2 stdout, 3 stderr.
+            // Fixed slots: 0 listener, 1 signalfd, 2 stdout, 3 stderr, 4 OOM.
+            if ready[4] {
+                self.read_oom_event();
+            }
             if ready[1] {
                 self.reap();
             }
@@ -236,6 +271,11 @@ impl Monitor {
                 self.flush(i);
             }
             self.clients.retain(|c| !c.dead);
+            if !self.released && self.linger_deadline.is_some_and(|d| Instant::now() >= d) {
+                // No supervisor came for it: release by ourselves; the
+                // exit record stays on disk for the next one.
+                let _ = self.release();
+            }
             if self.released && self.clients.iter().all(|c| c.wbuf.is_empty()) {
                 return;
             }
@@ -255,6 +295,10 @@ impl Monitor {
                 None => fds.push(PollFd::new(self.sigfd.as_fd(), PollFlags::empty())),
             }
         }
+        match &self.oom_events {
+            Some(f) => fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN)),
+            None => fds.push(PollFd::new(self.sigfd.as_fd(), PollFlags::empty())),
+        }
         let n_fixed = fds.len();
         for c in &self.clients {
             let mut ev = PollFlags::POLLIN;
@@ -263,12 +307,16 @@ impl Monitor {
             }
             fds.push(PollFd::new(c.stream.as_fd(), ev));
         }
-        let timeout = match self.drain_deadline {
-            Some(d) if self.exit.is_none() => {
+        let deadline = match self.drain_deadline {
+            Some(d) if self.exit.is_none() => Some(d),
+            _ => self.linger_deadline.filter(|_| !self.released),
+        };
+        let timeout = match deadline {
+            Some(d) => {
                 let ms = d.saturating_duration_since(Instant::now()).as_millis();
                 PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::ZERO)
             }
-            _ => PollTimeout::NONE,
+            None => PollTimeout::NONE,
         };
         nix::poll::poll(&mut fds, timeout)?;
         let ready = fds
@@ -276,6 +324,19 @@ impl Monitor {
             .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
             .collect();
         Ok((ready, n_fixed))
+    }
+
+    fn read_oom_event(&mut self) {
+        let Some(f) = self.oom_events.as_mut() else {
+            return;
+        };
+        let mut count = [0u8; 8];
+        match f.read(&mut count) {
+            Ok(8) => self.oom_seen = true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // The cgroup is gone (eventfd signalled at removal) or broken.
+            _ => self.oom_events = None,
+        }
     }
 
     fn reap(&mut self) {
@@ -340,7 +401,8 @@ impl Monitor {
         let record = ExitRecord {
             code,
             signal,
-            oom_killed: runtime_core::oom_kill_count(&self.cgroup_path) > 0,
+            // The event seen while it ran, or the counter re-read once now.
+            oom_killed: self.oom_seen || runtime_core::oom_kill_count(&self.cgroup_path) > 0,
             started_at: self.started_at,
             finished_at,
             protocol: proto::PROTOCOL_VERSION,
@@ -351,6 +413,7 @@ impl Monitor {
             let _ = write_durably(&self.state_dir, EXIT_FILE, &json);
         }
         self.exit = Some(record.clone());
+        self.linger_deadline = self.linger.map(|l| Instant::now() + l);
         for c in self.clients.iter_mut().filter(|c| c.waiting) {
             c.waiting = false;
             queue(c, &Response::Exited(record.clone()));

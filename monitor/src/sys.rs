@@ -79,3 +79,14 @@ pub(crate) fn ignore_sigpipe() {
     // SAFETY: installing SIG_IGN has no handler code to be unsafe.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
+
+/// `eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)`.
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only; the fd is owned right away.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new fd nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}

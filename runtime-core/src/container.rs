@@ -67,6 +67,9 @@ pub struct CreateOptions {
     /// Extra `KEY=VALUE` entries for the process environment (such as
     /// `LISTEN_FDS` and `LISTEN_PID` of socket activation).
     pub extra_env: Vec<String>,
+    /// oom_score_adj when the spec sets none, instead of inheriting the
+    /// caller's (a monitor runs at -1000; its container must not).
+    pub default_oom_score_adj: Option<i32>,
 }
 
 impl CreateOptions {
@@ -85,6 +88,7 @@ impl CreateOptions {
             no_pivot: false,
             preserve_fds: 0,
             extra_env: Vec::new(),
+            default_oom_score_adj: None,
         }
     }
 }
@@ -602,6 +606,7 @@ fn create_inner(
                 preserve_fds: opts.preserve_fds,
                 extra_env: &opts.extra_env,
                 cgroup_tasks: if self_join { &tasks } else { no_tasks },
+                default_oom_score_adj: opts.default_oom_score_adj,
             }),
             sys::Forked::Parent(pid) => Ok(pid),
         }

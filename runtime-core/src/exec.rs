@@ -30,6 +30,8 @@ pub struct ExecOptions {
     pub console_socket: Option<OwnedFd>,
     /// How many fds from 3 on it keeps.
     pub preserve_fds: u32,
+    /// oom_score_adj when the process sets none (instead of the caller's).
+    pub default_oom_score_adj: Option<i32>,
 }
 
 fn ns_name(t: LinuxNamespaceType) -> (&'static str, libc::c_int) {
@@ -141,6 +143,7 @@ impl Container {
                     listener,
                     state_json: &state_json,
                     cgroup_tasks: &tasks,
+                    default_oom_score_adj: opts.default_oom_score_adj,
                 }),
                 sys::Forked::Parent(p) => Ok(p),
             }
@@ -189,6 +192,7 @@ struct ChildArgs<'a> {
     listener: Option<OwnedFd>,
     state_json: &'a [u8],
     cgroup_tasks: &'a [std::ffi::CString],
+    default_oom_score_adj: Option<i32>,
 }
 
 fn child_main(a: ChildArgs<'_>) -> ! {
@@ -237,5 +241,12 @@ fn child_setup(a: ChildArgs<'_>) -> Result<init::Prepared<'_>, String> {
             .map(|b| (b.height() as u16, b.width() as u16));
         console::setup(sys::borrow_raw(sock), size, false)?;
     }
-    init::prepare_process(a.process, &[], a.seccomp, a.listener, a.state_json)
+    init::prepare_process(
+        a.process,
+        &[],
+        a.seccomp,
+        a.listener,
+        a.state_json,
+        a.default_oom_score_adj,
+    )
 }

@@ -39,6 +39,8 @@ pub(crate) struct InitArgs<'a> {
     pub preserve_fds: u32,
     /// Extra environment entries.
     pub extra_env: &'a [String],
+    /// oom_score_adj when the spec sets none (instead of the caller's).
+    pub default_oom_score_adj: Option<i32>,
     /// v1 `tasks` files init writes `0` to, to join its cgroup itself.
     pub cgroup_tasks: &'a [std::ffi::CString],
 }
@@ -401,6 +403,7 @@ fn setup(args: InitArgs<'_>) -> Result<std::convert::Infallible, String> {
         linux.seccomp().as_ref(),
         listener,
         &state_json,
+        args.default_oom_score_adj,
     )?;
 
     // Created: tell the parent, then block until start opens the fifo.
@@ -490,12 +493,13 @@ pub(crate) fn prepare_process<'a>(
     seccomp: Option<&'a oci_spec::runtime::LinuxSeccomp>,
     listener: Option<OwnedFd>,
     state_json: &[u8],
+    oom_default: Option<i32>,
 ) -> Result<Prepared<'a>, String> {
     for r in process.rlimits().iter().flatten() {
         sys::setrlimit(rlimit_resource(r.typ()), r.soft(), r.hard())
             .map_err(|e| format!("setrlimit {:?}: {e}", r.typ()))?;
     }
-    if let Some(adj) = process.oom_score_adj() {
+    if let Some(adj) = process.oom_score_adj().or(oom_default) {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .map_err(|e| format!("oom_score_adj {adj}: {e}"))?;
     }

@@ -260,8 +260,14 @@ impl ContainerActor {
             .await
             .map_err(io("write meta.json".into()))?;
         let id = format!("{}.{}", self.ns, self.name);
-        let (pid, monitor_pid) =
-            launch::launch(&self.config.monitor_bin, &self.dir, &self.log_path, &id).await?;
+        let (pid, monitor_pid) = launch::launch(
+            &self.config.monitor_bin,
+            &self.dir,
+            &self.log_path,
+            &id,
+            self.config.monitor_linger,
+        )
+        .await?;
         info!(pid, monitor_pid, "created");
         Ok(())
     }

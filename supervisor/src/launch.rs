@@ -16,6 +16,7 @@ pub(crate) async fn launch(
     dir: &Path,
     log_path: &Path,
     id: &str,
+    linger: Option<Duration>,
 ) -> Result<(i32, i32), Error> {
     let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Error::internal(format!("create sync pipe: {e}")))?;
@@ -27,8 +28,11 @@ pub(crate) async fn launch(
         .arg(log_path)
         .arg("--id")
         .arg(id)
-        .args(["--sync-fd", "3"])
-        .stdin(std::process::Stdio::null())
+        .args(["--sync-fd", "3"]);
+    if let Some(l) = linger {
+        cmd.arg("--linger").arg(l.as_secs().to_string());
+    }
+    cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     // SAFETY: the closure runs between fork and exec and calls only dup2,

@@ -51,6 +51,10 @@ pub struct Config {
     pub monitor_bin: PathBuf,
     /// cgroups are `<cgroup_parent>/<ns>/<name>` in each hierarchy.
     pub cgroup_parent: String,
+    /// How long a monitor stays after its container exited when no
+    /// supervisor releases it (`None`: until released). The exit record
+    /// stays on disk either way.
+    pub monitor_linger: Option<std::time::Duration>,
 }
 
 impl Default for Config {
@@ -65,6 +69,7 @@ impl Default for Config {
             socket: "/run/contd/contd.sock".into(),
             monitor_bin,
             cgroup_parent: "contd".into(),
+            monitor_linger: None,
         }
     }
 }

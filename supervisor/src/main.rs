@@ -27,6 +27,10 @@ struct Cli {
     /// Parent of the containers' cgroups in every hierarchy.
     #[arg(long, default_value = "contd")]
     cgroup_parent: String,
+    /// Seconds a monitor stays after its container exited if nobody removes
+    /// the container (default: until removed). The exit record stays.
+    #[arg(long)]
+    monitor_linger: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,7 @@ fn run() -> anyhow::Result<()> {
         log_dir: cli.log_dir,
         socket: cli.socket,
         cgroup_parent: cli.cgroup_parent,
+        monitor_linger: cli.monitor_linger.map(std::time::Duration::from_secs),
         ..Config::default()
     };
     if let Some(m) = cli.monitor {

@@ -84,6 +84,8 @@ pub struct TestEnv {
     pub socket: PathBuf,
     /// cgroups live under this parent in every hierarchy.
     pub cgroup_parent: String,
+    /// Extra contd flags for the next `start_contd`.
+    pub contd_args: Vec<String>,
     bins: PathBuf,
     contd: Option<Child>,
 }
@@ -105,6 +107,7 @@ impl TestEnv {
             socket: dir.path().join("contd.sock"),
             cgroup_parent: format!("contd-test-{}-{n}", std::process::id()),
             dir,
+            contd_args: Vec::new(),
             bins,
             contd: None,
         };
@@ -129,6 +132,7 @@ impl TestEnv {
             .arg(&self.socket)
             .arg("--cgroup-parent")
             .arg(&self.cgroup_parent)
+            .args(&self.contd_args)
             .env("CONTD_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -605,6 +605,7 @@ fn exec(cli: &Cli, log: &Logger, a: &ExecArgs) -> Res<u8> {
             stdio: Stdio::default(),
             console_socket,
             preserve_fds: a.preserve_fds,
+            default_oom_score_adj: None,
         })
         .map_err(|e| e.to_string())?;
     log.debug(&format!("exec pid {pid}"));
