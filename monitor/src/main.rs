@@ -6,7 +6,8 @@
 //! is connected. It is single-threaded: one poll loop, no async runtime.
 //!
 //! Usage: `contd-monitor --state-dir DIR --log-path FILE --id ID --sync-fd N
-//! [--linger SECS]`.
+//! [--linger SECS] [--stdin]`. A terminal (`process.terminal` in the
+//! bundle's config.json) gets a pty whose master the monitor holds.
 //! The bundle is `DIR/bundle`; runtime-core keeps its state in `DIR/runtime`.
 //! On fd N the monitor writes one [`proto::monitor::Ready`] frame.
 //!
@@ -38,13 +39,21 @@ pub(crate) struct Args {
     /// After the container exits, release it by ourselves after this long
     /// if no supervisor did (`None`: wait for a supervisor forever).
     pub linger: Option<std::time::Duration>,
+    /// Keep a stdin pipe open for attached clients (non-terminal containers;
+    /// a terminal container's stdin is its pty).
+    pub stdin: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let (mut state_dir, mut log_path, mut id, mut sync_fd) = (None, None, None, None);
     let mut linger = None;
+    let mut stdin = false;
     while let Some(flag) = it.next() {
+        if flag == "--stdin" {
+            stdin = true;
+            continue;
+        }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--state-dir" => state_dir = Some(PathBuf::from(value)),
@@ -64,6 +73,7 @@ fn parse_args() -> Result<Args, String> {
         id: id.ok_or("--id is required")?,
         sync_fd: sync_fd.ok_or("--sync-fd is required")?,
         linger,
+        stdin,
     })
 }
 

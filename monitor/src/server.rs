@@ -1,6 +1,12 @@
 //! The monitor's life after daemonizing: create the container, report on the
 //! sync pipe, then one poll loop over the listening socket, the clients,
-//! init's stdout and stderr, and a signalfd for SIGCHLD.
+//! init's output (two pipes, or a pty master held for the container's whole
+//! life), its stdin, exec'd processes, a signalfd for SIGCHLD and the OOM
+//! eventfd.
+//!
+//! Attached clients get the container's output as frames; each has a
+//! bounded queue and is cut off when it falls behind, so a slow or dead
+//! client never blocks the container or its log.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -12,7 +18,8 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use proto::monitor::{MonitorState, Ready, Request, Response};
+use proto::api::Stream as WireStream;
+use proto::monitor::{ExecRequest, MonitorState, Ready, Request, Response};
 use proto::{ErrorKind, ErrorReply, ExitRecord, FrameError, Hello, Status};
 use runtime_core::{Container, CreateOptions, Stdio};
 
@@ -31,8 +38,23 @@ const DRAIN: Duration = Duration::from_secs(2);
 const MAX_CLIENTS: usize = 64;
 /// A client that lets this much unsent output pile up is cut off.
 const MAX_PENDING_OUTPUT: usize = 4 << 20;
+/// An attached client further behind than this is cut off.
+const MAX_ATTACH_QUEUE: usize = 1 << 20;
+/// Input for the container's stdin waiting for room; more is dropped.
+const MAX_STDIN_PENDING: usize = 1 << 20;
+/// ctrl-p ctrl-q, docker's detach keys.
+const DEFAULT_DETACH: [u8; 2] = [0x10, 0x11];
 
 struct Client {
+    /// Unique for the monitor's life (exec sessions name their owner).
+    id: u64,
+    /// Receives the container's output.
+    attached: bool,
+    /// Writes the container's stdin.
+    stdin_holder: bool,
+    detach_keys: Vec<u8>,
+    /// How much of `detach_keys` the input has matched so far.
+    matched: usize,
     stream: UnixStream,
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
@@ -70,6 +92,41 @@ struct Monitor {
     /// supervisor releases us first.
     linger: Option<Duration>,
     linger_deadline: Option<Instant>,
+    /// The pty master, held for the container's whole life (terminal
+    /// containers); its read side is `outputs[0]`.
+    tty: Option<std::fs::File>,
+    /// Where the container's stdin goes (the pty master or a pipe).
+    stdin: Option<std::fs::File>,
+    stdin_pending: Vec<u8>,
+    /// SIGKILL at this time (a stop request's grace ran out).
+    kill_deadline: Option<Instant>,
+    execs: Vec<Exec>,
+    next_exec: u32,
+    next_client: u64,
+}
+
+/// A process exec'd into the container.
+struct Exec {
+    id: u32,
+    pid: i32,
+    /// The client that started it (its output and exit go there).
+    owner: u64,
+    outputs: [Option<std::fs::File>; 2],
+    stdin: Option<std::fs::File>,
+    /// Exit code once reaped; reported when the output is drained.
+    code: Option<i32>,
+}
+
+/// What a poll slot is.
+#[derive(Clone, Copy)]
+enum Slot {
+    Listener,
+    Signals,
+    Output(usize),
+    Oom,
+    Stdin,
+    Client(usize),
+    ExecOutput(usize, usize),
 }
 
 /// Registers an eventfd for OOM notifications of the cgroup v1 memory
@@ -110,6 +167,23 @@ pub(crate) fn write_durably(dir: &Path, name: &str, data: &[u8]) -> io::Result<(
     drop(f);
     std::fs::rename(&tmp, dir.join(name))?;
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// Whether the bundle's config.json asks for a terminal.
+fn wants_terminal(bundle: &Path) -> bool {
+    std::fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
+        .and_then(|v| v["process"]["terminal"].as_bool())
+        .unwrap_or(false)
+}
+
+/// Makes `fd` non-blocking and a File.
+fn nonblocking(fd: OwnedFd) -> io::Result<std::fs::File> {
+    let flags = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL)?;
+    let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(flags))?;
+    Ok(std::fs::File::from(fd))
 }
 
 fn pipe() -> io::Result<(std::fs::File, OwnedFd)> {
@@ -164,6 +238,7 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
             return failed(sync, format!("open log {}: {e}", args.log_path.display()));
         }
     };
+    let terminal = wants_terminal(&args.state_dir.join("bundle"));
     let pipes = pipe().and_then(|o| Ok((o, pipe()?)));
     let ((out_r, out_w), (err_r, err_w)) = match pipes {
         Ok(p) => p,
@@ -172,17 +247,48 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
             return failed(sync, format!("create output pipes: {e}"));
         }
     };
-    let stdin = std::fs::File::open("/dev/null").map(OwnedFd::from).ok();
+    // The container's stdin: a pipe we hold the write end of (--stdin), or
+    // /dev/null. With a terminal the pty is its stdin.
+    let (stdin_r, stdin_w) = if args.stdin && !terminal {
+        match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok((r, w)) => (Some(r), Some(std::fs::File::from(w))),
+            Err(e) => {
+                cleanup_files();
+                return failed(sync, format!("create stdin pipe: {e}"));
+            }
+        }
+    } else {
+        (
+            std::fs::File::open("/dev/null").map(OwnedFd::from).ok(),
+            None,
+        )
+    };
+    let console = if terminal {
+        match UnixStream::pair() {
+            Ok((ours, theirs)) => Some((ours, OwnedFd::from(theirs))),
+            Err(e) => {
+                cleanup_files();
+                return failed(sync, format!("create console socket: {e}"));
+            }
+        }
+    } else {
+        None
+    };
     let mut opts = CreateOptions::new(
         args.id.clone(),
         args.state_dir.join("bundle"),
         args.state_dir.join("runtime"),
     );
     opts.stdio = Stdio {
-        stdin,
+        stdin: stdin_r,
         stdout: Some(out_w),
         stderr: Some(err_w),
     };
+    let (console_ours, console_theirs) = match console {
+        Some((o, t)) => (Some(o), Some(t)),
+        None => (None, None),
+    };
+    opts.console_socket = console_theirs;
     // Not our -1000: the container is what the OOM killer should pick.
     opts.default_oom_score_adj = Some(0);
     let created = Container::create(opts);
@@ -197,6 +303,28 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
             report(sync, &Ready::Failed(ErrorReply::new(kind, format!("{e}"))));
             return Err(());
         }
+    };
+    // A terminal container sent its pty master before it reported ready.
+    let tty = match console_ours {
+        Some(sock) => match runtime_core::receive_master(sock.as_fd()).and_then(nonblocking) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let _ = container.delete(true);
+                cleanup_files();
+                return failed(sync, format!("receive the pty master: {e}"));
+            }
+        },
+        None => None,
+    };
+    let (outputs, stdin) = match &tty {
+        Some(m) => {
+            drop((out_r, err_r));
+            ([m.try_clone().ok(), None], m.try_clone().ok())
+        }
+        None => (
+            [Some(out_r), Some(err_r)],
+            stdin_w.and_then(|w| nonblocking(OwnedFd::from(w)).ok()),
+        ),
     };
     let init_pid = container.pid();
     report(
@@ -217,7 +345,14 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
         container: Some(container),
         log,
         log_path: args.log_path.display().to_string(),
-        outputs: [Some(out_r), Some(err_r)],
+        outputs,
+        tty,
+        stdin,
+        stdin_pending: Vec::new(),
+        kill_deadline: None,
+        execs: Vec::new(),
+        next_exec: 1,
+        next_client: 1,
         listener,
         sigfd,
         clients: Vec::new(),
@@ -237,20 +372,31 @@ impl Monitor {
     fn run(&mut self) {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let (ready, n_fixed) = match self.poll() {
+            let (slots, ready) = match self.poll() {
                 Ok(r) => r,
                 Err(_) => continue,
             };
-            // Fixed slots: 0 listener, 1 signalfd, 2 stdout, 3 stderr, 4 OOM.
-            if ready[4] {
-                self.read_oom_event();
+            let mut client_ready = vec![false; self.clients.len()];
+            let mut accept = false;
+            for (slot, ready) in slots.iter().zip(ready) {
+                if !ready {
+                    continue;
+                }
+                match *slot {
+                    Slot::Oom => self.read_oom_event(),
+                    Slot::Signals => self.reap(),
+                    Slot::Output(i) => self.read_output(i, &mut buf),
+                    Slot::ExecOutput(e, i) => self.read_exec_output(e, i, &mut buf),
+                    Slot::Stdin => self.flush_stdin(),
+                    Slot::Client(i) => client_ready[i] = true,
+                    Slot::Listener => accept = true,
+                }
             }
-            if ready[1] {
-                self.reap();
-            }
-            for (slot, stream) in [(2, Stream::Stdout), (3, Stream::Stderr)] {
-                if ready[slot] {
-                    self.read_output(stream, &mut buf);
+            self.finish_execs();
+            if self.kill_deadline.is_some_and(|d| Instant::now() >= d) {
+                self.kill_deadline = None;
+                if let Some(c) = self.container.as_ref() {
+                    let _ = c.kill(libc::SIGKILL);
                 }
             }
             if self.reaped.is_some() {
@@ -259,18 +405,18 @@ impl Monitor {
                     self.finalize();
                 }
             }
-            if ready[0] {
+            if accept {
                 self.accept();
             }
             for i in 0..self.clients.len() {
                 // Clients accepted this turn have no poll slot yet: a
                 // non-blocking read on them is harmless.
-                if ready.get(n_fixed + i).copied().unwrap_or(true) {
+                if client_ready.get(i).copied().unwrap_or(true) {
                     self.serve(i, &mut buf);
                 }
                 self.flush(i);
             }
-            self.clients.retain(|c| !c.dead);
+            self.drop_dead_clients();
             if !self.released && self.linger_deadline.is_some_and(|d| Instant::now() >= d) {
                 // No supervisor came for it: release by ourselves; the
                 // exit record stays on disk for the next one.
@@ -282,35 +428,51 @@ impl Monitor {
         }
     }
 
-    /// Polls every fd; returns per-slot readiness and the number of fixed slots.
-    fn poll(&self) -> nix::Result<(Vec<bool>, usize)> {
+    /// Polls every fd; returns what each slot is and whether it is ready.
+    fn poll(&self) -> nix::Result<(Vec<Slot>, Vec<bool>)> {
+        let mut slots = vec![Slot::Listener, Slot::Signals];
         let mut fds = vec![
             PollFd::new(self.listener.as_fd(), PollFlags::POLLIN),
             PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN),
         ];
-        // A closed stream keeps its slot with no events, so indices stay fixed.
-        for out in &self.outputs {
-            match out {
-                Some(f) => fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN)),
-                None => fds.push(PollFd::new(self.sigfd.as_fd(), PollFlags::empty())),
+        for (i, out) in self.outputs.iter().enumerate() {
+            if let Some(f) = out {
+                slots.push(Slot::Output(i));
+                fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
             }
         }
-        match &self.oom_events {
-            Some(f) => fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN)),
-            None => fds.push(PollFd::new(self.sigfd.as_fd(), PollFlags::empty())),
+        if let Some(f) = &self.oom_events {
+            slots.push(Slot::Oom);
+            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
         }
-        let n_fixed = fds.len();
-        for c in &self.clients {
+        if let (Some(f), false) = (&self.stdin, self.stdin_pending.is_empty()) {
+            slots.push(Slot::Stdin);
+            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLOUT));
+        }
+        for (e, x) in self.execs.iter().enumerate() {
+            for (i, out) in x.outputs.iter().enumerate() {
+                if let Some(f) = out {
+                    slots.push(Slot::ExecOutput(e, i));
+                    fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+                }
+            }
+        }
+        for (i, c) in self.clients.iter().enumerate() {
             let mut ev = PollFlags::POLLIN;
             if !c.wbuf.is_empty() {
                 ev |= PollFlags::POLLOUT;
             }
+            slots.push(Slot::Client(i));
             fds.push(PollFd::new(c.stream.as_fd(), ev));
         }
-        let deadline = match self.drain_deadline {
-            Some(d) if self.exit.is_none() => Some(d),
-            _ => self.linger_deadline.filter(|_| !self.released),
-        };
+        let deadline = [
+            self.drain_deadline.filter(|_| self.exit.is_none()),
+            self.linger_deadline.filter(|_| !self.released),
+            self.kill_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let timeout = match deadline {
             Some(d) => {
                 let ms = d.saturating_duration_since(Instant::now()).as_millis();
@@ -323,7 +485,105 @@ impl Monitor {
             .iter()
             .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
             .collect();
-        Ok((ready, n_fixed))
+        Ok((slots, ready))
+    }
+
+    fn drop_dead_clients(&mut self) {
+        let dead: Vec<u64> = self
+            .clients
+            .iter()
+            .filter(|c| c.dead)
+            .map(|c| c.id)
+            .collect();
+        if dead.is_empty() {
+            return;
+        }
+        self.clients.retain(|c| !c.dead);
+        // Their exec'd processes run on; their output has nowhere to go.
+        for x in &mut self.execs {
+            if dead.contains(&x.owner) {
+                x.owner = 0;
+            }
+        }
+    }
+
+    /// Sends a frame to every attached client; one that falls too far
+    /// behind is cut off rather than ever slowing the container.
+    fn broadcast(&mut self, msg: &Response) {
+        let Ok(frame) = proto::encode_frame(msg) else {
+            return;
+        };
+        for c in self.clients.iter_mut().filter(|c| c.attached && !c.dead) {
+            if c.wbuf.len() + frame.len() > MAX_ATTACH_QUEUE {
+                c.dead = true;
+                continue;
+            }
+            c.wbuf.extend_from_slice(&frame);
+        }
+    }
+
+    fn flush_stdin(&mut self) {
+        let Some(f) = self.stdin.as_mut() else {
+            self.stdin_pending.clear();
+            return;
+        };
+        let mut closed = false;
+        while !self.stdin_pending.is_empty() {
+            match f.write(&self.stdin_pending) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.stdin_pending.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    // The container closed its stdin.
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        if closed {
+            self.stdin = None;
+            self.stdin_pending.clear();
+        }
+    }
+
+    /// Input from the stdin holder `i`: watched for the detach keys, the
+    /// rest queued for the container.
+    fn input(&mut self, i: usize, data: &[u8]) {
+        let c = &mut self.clients[i];
+        let mut out = Vec::with_capacity(data.len());
+        let mut detached = false;
+        for &b in data {
+            let keys = &c.detach_keys;
+            if !keys.is_empty() && b == keys[c.matched] {
+                c.matched += 1;
+                if c.matched == keys.len() {
+                    c.matched = 0;
+                    detached = true;
+                    break;
+                }
+                continue;
+            }
+            // Not the sequence after all: the held-back bytes are input.
+            out.extend_from_slice(&keys[..c.matched]);
+            c.matched = 0;
+            if !keys.is_empty() && b == keys[0] {
+                c.matched = 1;
+            } else {
+                out.push(b);
+            }
+        }
+        if detached {
+            c.attached = false;
+            c.stdin_holder = false;
+            queue(c, &Response::Detached);
+        }
+        if self.stdin.is_some() && self.stdin_pending.len() + out.len() <= MAX_STDIN_PENDING {
+            self.stdin_pending.extend_from_slice(&out);
+            self.flush_stdin();
+        }
     }
 
     fn read_oom_event(&mut self) {
@@ -354,34 +614,115 @@ impl Monitor {
     }
 
     fn on_exit(&mut self, pid: i32, code: i32, signal: Option<i32>) {
+        if let Some(x) = self.execs.iter_mut().find(|x| x.pid == pid) {
+            x.code = Some(code);
+            // Its terminal has no other writer than the process's tree.
+            return;
+        }
         if pid == self.init_pid && self.reaped.is_none() {
             self.reaped = Some((code, signal, proto::time::now_nanos()));
             self.drain_deadline = Some(Instant::now() + DRAIN);
         }
     }
 
-    fn read_output(&mut self, stream: Stream, buf: &mut [u8]) {
-        let i = stream as usize;
-        let Some(f) = self.outputs[i].as_mut() else {
-            return;
+    fn read_output(&mut self, i: usize, buf: &mut [u8]) {
+        let stream = if i == 0 {
+            Stream::Stdout
+        } else {
+            Stream::Stderr
+        };
+        let wire = if i == 0 {
+            WireStream::Stdout
+        } else {
+            WireStream::Stderr
         };
         // Bounded: one fair share per loop turn, so clients are served too.
         for _ in 0..16 {
+            let Some(f) = self.outputs[i].as_mut() else {
+                return;
+            };
             match f.read(buf) {
                 Ok(0) => {
                     self.outputs[i] = None;
                     self.log.finish(stream);
                     return;
                 }
-                Ok(n) => self.log.feed(stream, &buf[..n]),
+                Ok(n) => {
+                    self.log.feed(stream, &buf[..n]);
+                    self.broadcast(&Response::Output {
+                        stream: wire,
+                        data: buf[..n].to_vec(),
+                    });
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // EIO: the pty's last slave fd closed.
                 Err(_) => {
                     self.outputs[i] = None;
                     self.log.finish(stream);
                     return;
                 }
             }
+        }
+    }
+
+    fn read_exec_output(&mut self, e: usize, i: usize, buf: &mut [u8]) {
+        for _ in 0..16 {
+            let x = &mut self.execs[e];
+            let Some(f) = x.outputs[i].as_mut() else {
+                return;
+            };
+            match f.read(buf) {
+                Ok(0) => {
+                    x.outputs[i] = None;
+                    return;
+                }
+                Ok(n) => {
+                    let (id, owner) = (x.id, x.owner);
+                    let msg = Response::ExecOutput {
+                        id,
+                        stream: if i == 0 {
+                            WireStream::Stdout
+                        } else {
+                            WireStream::Stderr
+                        },
+                        data: buf[..n].to_vec(),
+                    };
+                    if let Some(c) = self.clients.iter_mut().find(|c| c.id == owner) {
+                        if c.wbuf.len() > MAX_ATTACH_QUEUE {
+                            c.dead = true;
+                        } else {
+                            queue(c, &msg);
+                        }
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    x.outputs[i] = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reports exec'd processes that have exited and whose output is
+    /// drained (or cut: a descendant may hold it open; 2 s at most is not
+    /// tracked here, the pipes close with the container's pid namespace).
+    fn finish_execs(&mut self) {
+        let mut k = 0;
+        while k < self.execs.len() {
+            let x = &self.execs[k];
+            let drained = x.outputs.iter().all(Option::is_none);
+            if let (Some(code), true) = (x.code, drained) {
+                let (id, owner) = (x.id, x.owner);
+                self.execs.remove(k);
+                if let Some(c) = self.clients.iter_mut().find(|c| c.id == owner) {
+                    queue(c, &Response::ExecExited { id, code });
+                }
+                continue;
+            }
+            k += 1;
         }
     }
 
@@ -397,6 +738,7 @@ impl Monitor {
                 self.log.finish(stream);
             }
         }
+        self.kill_deadline = None;
         self.log.sync();
         let record = ExitRecord {
             code,
@@ -414,9 +756,13 @@ impl Monitor {
         }
         self.exit = Some(record.clone());
         self.linger_deadline = self.linger.map(|l| Instant::now() + l);
-        for c in self.clients.iter_mut().filter(|c| c.waiting) {
-            c.waiting = false;
-            queue(c, &Response::Exited(record.clone()));
+        for c in self.clients.iter_mut() {
+            c.attached = false;
+            c.stdin_holder = false;
+            if c.waiting {
+                c.waiting = false;
+                queue(c, &Response::Exited(record.clone()));
+            }
         }
     }
 
@@ -427,7 +773,14 @@ impl Monitor {
                     if self.clients.len() >= MAX_CLIENTS || stream.set_nonblocking(true).is_err() {
                         continue;
                     }
+                    let id = self.next_client;
+                    self.next_client += 1;
                     self.clients.push(Client {
+                        id,
+                        attached: false,
+                        stdin_holder: false,
+                        detach_keys: Vec::new(),
+                        matched: 0,
                         stream,
                         rbuf: Vec::new(),
                         wbuf: Vec::new(),
@@ -596,8 +949,231 @@ impl Monitor {
                     self.release()
                 }
             }
+            Request::Stop { signal, timeout_ms } => {
+                if let Some(rec) = &self.exit {
+                    Response::Exited(rec.clone())
+                } else if !(1..=64).contains(&signal) {
+                    Response::Error(ErrorReply::new(
+                        ErrorKind::InvalidArgument,
+                        format!("invalid signal {signal}"),
+                    ))
+                } else {
+                    if self.reaped.is_none() {
+                        if let Some(c) = self.container.as_ref() {
+                            let _ = c.kill(signal);
+                        }
+                        let grace = Instant::now() + Duration::from_millis(timeout_ms);
+                        self.kill_deadline = Some(match self.kill_deadline {
+                            Some(d) => d.min(grace),
+                            None => grace,
+                        });
+                    }
+                    // Answered with the exit record.
+                    self.clients[i].waiting = true;
+                    return;
+                }
+            }
+            Request::Attach { stdin, detach_keys } => self.attach(i, stdin, detach_keys),
+            Request::Input { data } => {
+                if self.clients[i].stdin_holder {
+                    self.input(i, &data);
+                    return;
+                }
+                conflict("not attached to stdin")
+            }
+            Request::Resize { rows, cols } => match &self.tty {
+                None => Response::Error(ErrorReply::new(
+                    ErrorKind::Unsupported,
+                    "the container has no terminal",
+                )),
+                Some(_) if self.exit.is_some() => conflict("container has exited"),
+                Some(m) => match runtime_core::set_winsize(m.as_fd(), rows, cols) {
+                    Ok(()) => Response::Ok,
+                    Err(e) => Response::Error(ErrorReply::new(
+                        ErrorKind::Internal,
+                        format!("resize: {e}"),
+                    )),
+                },
+            },
+            Request::Exec(req) => self.exec(i, req),
+            Request::ExecInput { id, data } => {
+                let owner = self.clients[i].id;
+                match self
+                    .execs
+                    .iter_mut()
+                    .find(|x| x.id == id && x.owner == owner)
+                {
+                    None => Response::Error(ErrorReply::new(
+                        ErrorKind::NotFound,
+                        format!("no exec {id} of this connection"),
+                    )),
+                    Some(x) if data.is_empty() => {
+                        x.stdin = None;
+                        return;
+                    }
+                    Some(x) => {
+                        // Small interactive input: a full pipe drops it
+                        // rather than blocking the monitor.
+                        if let Some(f) = x.stdin.as_mut() {
+                            let _ = f.write(&data);
+                        }
+                        return;
+                    }
+                }
+            }
+            Request::Stats => match &self.container {
+                Some(c) if self.exit.is_none() => {
+                    let st = c.stats();
+                    Response::Stats(proto::monitor::Stats {
+                        memory_usage: st.memory_usage,
+                        memory_limit: st.memory_limit,
+                        cpu_usage_ns: st.cpu_usage_ns,
+                        pids_current: st.pids_current,
+                        pids_limit: st.pids_limit,
+                    })
+                }
+                _ => conflict("container has exited"),
+            },
         };
         queue(&mut self.clients[i], &reply);
+    }
+
+    fn attach(&mut self, i: usize, stdin: bool, keys: Option<Vec<u8>>) -> Response {
+        if self.exit.is_some() || self.reaped.is_some() {
+            return Response::Error(ErrorReply::new(ErrorKind::Conflict, "container has exited"));
+        }
+        if stdin {
+            if self.stdin.is_none() {
+                return Response::Error(ErrorReply::new(
+                    ErrorKind::InvalidArgument,
+                    "the container has no stdin to attach to",
+                ));
+            }
+            if self
+                .clients
+                .iter()
+                .enumerate()
+                .any(|(j, c)| j != i && c.stdin_holder && !c.dead)
+            {
+                return Response::Error(ErrorReply::new(
+                    ErrorKind::Conflict,
+                    "another client is attached to stdin",
+                ));
+            }
+        }
+        let c = &mut self.clients[i];
+        c.attached = true;
+        c.stdin_holder = stdin;
+        c.detach_keys = keys.unwrap_or_else(|| DEFAULT_DETACH.to_vec());
+        c.matched = 0;
+        Response::Ok
+    }
+
+    fn exec(&mut self, i: usize, req: ExecRequest) -> Response {
+        let err = |kind, m: String| Response::Error(ErrorReply::new(kind, m));
+        let Some(container) = self.container.as_ref() else {
+            return err(ErrorKind::Conflict, "container is released".into());
+        };
+        if self.exit.is_some() || self.reaped.is_some() || self.started_at.is_none() {
+            return err(ErrorKind::Conflict, "container is not running".into());
+        }
+        if req.args.first().is_none_or(|a| a.is_empty()) {
+            return err(ErrorKind::InvalidArgument, "exec needs a program".into());
+        }
+        let spec = match container.spec() {
+            Ok(s) => s,
+            Err(e) => return err(ErrorKind::Internal, e.to_string()),
+        };
+        let Some(mut process) = spec.process().clone() else {
+            return err(ErrorKind::Internal, "the container has no process".into());
+        };
+        process.set_args(Some(req.args.clone()));
+        let mut env = process.env().clone().unwrap_or_default();
+        for kv in &req.env {
+            let key = kv.split('=').next().unwrap_or("");
+            env.retain(|e| e.split('=').next() != Some(key));
+            env.push(kv.clone());
+        }
+        process.set_env(Some(env));
+        if let Some(cwd) = &req.cwd {
+            process.set_cwd(cwd.into());
+        }
+        if let Some((uid, gid)) = req.user {
+            let mut u = process.user().clone();
+            u.set_uid(uid);
+            u.set_gid(gid);
+            u.set_additional_gids(None);
+            process.set_user(u);
+        }
+        process.set_terminal(Some(req.tty.is_some()));
+        process.set_console_size(None);
+        match self.start_exec(i, process, &req) {
+            Ok((id, pid)) => Response::ExecStarted { id, pid },
+            Err(m) => err(ErrorKind::InvalidArgument, m),
+        }
+    }
+
+    fn start_exec(
+        &mut self,
+        i: usize,
+        process: oci_spec::runtime::Process,
+        req: &ExecRequest,
+    ) -> Result<(u32, i32), String> {
+        let container = self.container.as_ref().ok_or("container is released")?;
+        let mut opts = runtime_core::ExecOptions {
+            process,
+            stdio: Stdio::default(),
+            console_socket: None,
+            preserve_fds: 0,
+            default_oom_score_adj: Some(0),
+        };
+        let mut console = None;
+        let mut outputs = [None, None];
+        let mut stdin = None;
+        if req.tty.is_some() {
+            let (ours, theirs) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+            opts.console_socket = Some(OwnedFd::from(theirs));
+            console = Some(ours);
+        } else {
+            let (out_r, out_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
+            let (err_r, err_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
+            let stdin_r = if req.stdin {
+                let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                    .map_err(|e| format!("pipe: {e}"))?;
+                stdin = Some(nonblocking(w).map_err(|e| format!("pipe: {e}"))?);
+                Some(r)
+            } else {
+                std::fs::File::open("/dev/null").map(OwnedFd::from).ok()
+            };
+            opts.stdio = Stdio {
+                stdin: stdin_r,
+                stdout: Some(out_w),
+                stderr: Some(err_w),
+            };
+            outputs = [Some(out_r), Some(err_r)];
+        }
+        let pid = container.exec(opts).map_err(|e| e.to_string())?;
+        if let Some(sock) = console {
+            let master = runtime_core::receive_master(sock.as_fd())
+                .and_then(nonblocking)
+                .map_err(|e| format!("receive the exec's pty: {e}"))?;
+            if let Some((rows, cols)) = req.tty {
+                let _ = runtime_core::set_winsize(master.as_fd(), rows, cols);
+            }
+            stdin = master.try_clone().ok();
+            outputs = [Some(master), None];
+        }
+        let id = self.next_exec;
+        self.next_exec += 1;
+        self.execs.push(Exec {
+            id,
+            pid,
+            owner: self.clients[i].id,
+            outputs,
+            stdin,
+            code: None,
+        });
+        Ok((id, pid))
     }
 
     /// Removes the container's resources; the exit record stays.

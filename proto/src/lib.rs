@@ -19,7 +19,14 @@
 //!   struct;
 //! - [`PROTOCOL_VERSION`] goes up by one with each release that adds messages,
 //!   and a peer never sends a message newer than the version agreed in the
-//!   handshake (the smaller of the two).
+//!   handshake (the smaller of the two); a receiver answers a message it
+//!   does not know with an error reply, never by dropping the connection.
+//! - Golden files hold the exact bytes: `tests/golden/v1` every version-1
+//!   message, `tests/golden/vN` the messages version N added (the older
+//!   ones are unchanged in it, which `v1` already pins).
+//!
+//! Version 2 adds, for the monitor: stop, attach (output, input, detach),
+//! resize, exec (started, output, input, exited) and stats.
 //!
 //! # Layout
 //!
@@ -50,7 +57,7 @@ pub use common::{ErrorKind, ErrorReply, ExitRecord, Hello, Status};
 pub use name::{validate_name, NameError};
 
 /// The newest protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The oldest protocol version this build still speaks.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::Stream;
 use crate::{ErrorReply, ExitRecord, Status};
 
 /// A request to a monitor. Variants are append-only.
@@ -27,6 +28,85 @@ pub enum Request {
     /// container's resources (cgroup, socket, pid file) and exit. The exit
     /// record stays on disk.
     Release,
+    // ---- protocol version 2 ----
+    /// Sends `signal`, then SIGKILL after `timeout_ms`; answered with
+    /// [`Response::Exited`] once init is gone.
+    Stop {
+        /// The first signal (usually SIGTERM).
+        signal: i32,
+        /// Grace time before SIGKILL, in milliseconds.
+        timeout_ms: u64,
+    },
+    /// Joins the container's terminal or stdio: answered with
+    /// [`Response::Ok`], then the container's output reaches this connection
+    /// as [`Response::Output`] frames, as it does every attached one. With
+    /// `stdin`, [`Request::Input`] from this connection goes to the
+    /// container (one holder at a time). The `detach_keys` sequence
+    /// (default ctrl-p ctrl-q) in the input ends the attach with
+    /// [`Response::Detached`], without touching the container.
+    Attach {
+        /// Whether this connection writes the container's stdin.
+        stdin: bool,
+        /// The detach sequence; `None` for ctrl-p ctrl-q, empty for none.
+        detach_keys: Option<Vec<u8>>,
+    },
+    /// Bytes for the container's stdin (attached with `stdin` only).
+    Input {
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Resizes the container's terminal.
+    Resize {
+        /// Rows.
+        rows: u16,
+        /// Columns.
+        cols: u16,
+    },
+    /// Starts an extra process in the running container; answered with
+    /// [`Response::ExecStarted`], then its output as [`Response::ExecOutput`]
+    /// and its end as [`Response::ExecExited`] on this connection.
+    Exec(ExecRequest),
+    /// Bytes for an exec'd process's stdin (empty: close it).
+    ExecInput {
+        /// The exec id from [`Response::ExecStarted`].
+        id: u32,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Resource usage of the container's cgroup.
+    Stats,
+}
+
+/// An extra process in a running container (protocol version 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// Program and arguments.
+    pub args: Vec<String>,
+    /// `KEY=VALUE` entries added to the container's environment.
+    pub env: Vec<String>,
+    /// Working directory (default: the container's).
+    pub cwd: Option<String>,
+    /// uid and gid (default: the container's user).
+    pub user: Option<(u32, u32)>,
+    /// A terminal, with this initial size (rows, columns).
+    pub tty: Option<(u16, u16)>,
+    /// Keep a stdin for [`Request::ExecInput`].
+    pub stdin: bool,
+}
+
+/// A container's resource usage (protocol version 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Memory in use, bytes.
+    pub memory_usage: u64,
+    /// Memory limit, bytes (0: none).
+    pub memory_limit: u64,
+    /// CPU time used, nanoseconds.
+    pub cpu_usage_ns: u64,
+    /// Processes in the cgroup.
+    pub pids_current: u64,
+    /// Process limit (0: none).
+    pub pids_limit: u64,
 }
 
 /// The container as its monitor knows it.
@@ -59,6 +139,41 @@ pub enum Response {
     Exited(ExitRecord),
     /// The request failed.
     Error(ErrorReply),
+    // ---- protocol version 2 ----
+    /// Output of the container, to attached connections.
+    Output {
+        /// Which stream (a terminal's output is `Stdout`).
+        stream: Stream,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// The attach ended by the detach keys; the connection stays usable.
+    Detached,
+    /// An exec'd process started.
+    ExecStarted {
+        /// Its id on this monitor.
+        id: u32,
+        /// Its host pid.
+        pid: i32,
+    },
+    /// Output of an exec'd process.
+    ExecOutput {
+        /// The exec id.
+        id: u32,
+        /// Which stream.
+        stream: Stream,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// An exec'd process ended.
+    ExecExited {
+        /// The exec id.
+        id: u32,
+        /// Exit code, or 128 + signal.
+        code: i32,
+    },
+    /// Resource usage.
+    Stats(Stats),
 }
 
 /// Written once by a new monitor on its sync pipe (one frame), then the pipe

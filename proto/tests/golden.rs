@@ -194,23 +194,126 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-#[test]
-fn v1_encodings_are_frozen() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1");
+/// Version 2's additions (the version-1 messages are pinned under v1).
+fn samples_v2() -> Vec<(&'static str, Vec<u8>)> {
+    use proto::api::Stream;
+    use proto::monitor::{ExecRequest, Stats};
+    let e = |m: &dyn erased::Enc| m.enc();
+    vec![
+        (
+            "mon_stop",
+            e(&MReq::Stop {
+                signal: 15,
+                timeout_ms: 10_000,
+            }),
+        ),
+        (
+            "mon_attach",
+            e(&MReq::Attach {
+                stdin: true,
+                detach_keys: Some(vec![16, 17]),
+            }),
+        ),
+        (
+            "mon_input",
+            e(&MReq::Input {
+                data: b"ls\n".to_vec(),
+            }),
+        ),
+        ("mon_resize", e(&MReq::Resize { rows: 24, cols: 80 })),
+        (
+            "mon_exec",
+            e(&MReq::Exec(ExecRequest {
+                args: vec!["sh".into()],
+                env: vec!["A=1".into()],
+                cwd: Some("/tmp".into()),
+                user: Some((1000, 1000)),
+                tty: Some((24, 80)),
+                stdin: true,
+            })),
+        ),
+        (
+            "mon_exec_input",
+            e(&MReq::ExecInput {
+                id: 1,
+                data: b"x".to_vec(),
+            }),
+        ),
+        ("mon_stats", e(&MReq::Stats)),
+        (
+            "mon_resp_output",
+            e(&MResp::Output {
+                stream: Stream::Stderr,
+                data: b"hi".to_vec(),
+            }),
+        ),
+        ("mon_resp_detached", e(&MResp::Detached)),
+        (
+            "mon_resp_exec_started",
+            e(&MResp::ExecStarted { id: 1, pid: 4242 }),
+        ),
+        (
+            "mon_resp_exec_output",
+            e(&MResp::ExecOutput {
+                id: 1,
+                stream: Stream::Stdout,
+                data: b"out".to_vec(),
+            }),
+        ),
+        (
+            "mon_resp_exec_exited",
+            e(&MResp::ExecExited { id: 1, code: 3 }),
+        ),
+        (
+            "mon_resp_stats",
+            e(&MResp::Stats(Stats {
+                memory_usage: 1 << 20,
+                memory_limit: 64 << 20,
+                cpu_usage_ns: 123_456,
+                pids_current: 2,
+                pids_limit: 100,
+            })),
+        ),
+    ]
+}
+
+/// Compares `samples` with the golden files of `version` (BLESS=1 writes
+/// missing ones, never changes existing ones).
+fn check_frozen(version: &str, samples: Vec<(&'static str, Vec<u8>)>) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(version);
     let bless = std::env::var_os("BLESS").is_some();
+    if bless {
+        std::fs::create_dir_all(&dir).unwrap();
+    }
     let mut missing = Vec::new();
-    for (name, bytes) in samples() {
+    for (name, bytes) in samples {
         let path = dir.join(format!("{name}.hex"));
         match std::fs::read_to_string(&path) {
-            Ok(want) => assert_eq!(hex(&bytes), want.trim(), "encoding of {name} changed"),
+            Ok(want) => assert_eq!(
+                hex(&bytes),
+                want.trim(),
+                "encoding of {version}/{name} changed"
+            ),
             Err(_) if bless => std::fs::write(&path, hex(&bytes) + "\n").unwrap(),
             Err(_) => missing.push(name),
         }
     }
     assert!(
         missing.is_empty(),
-        "no golden file for {missing:?} (BLESS=1 to add)"
+        "no golden file for {version}/{missing:?} (BLESS=1 to add)"
     );
+}
+
+#[test]
+fn v1_encodings_are_frozen() {
+    check_frozen("v1", samples());
+}
+
+#[test]
+fn v2_encodings_are_frozen() {
+    check_frozen("v2", samples_v2());
 }
 
 #[test]
@@ -239,7 +342,7 @@ fn random_and_truncated_input_never_panics() {
         x ^= x << 17;
         x
     };
-    for (_, bytes) in samples() {
+    for (_, bytes) in samples().into_iter().chain(samples_v2()) {
         for cut in 0..bytes.len() {
             let _ = proto::decode::<Request>(&bytes[..cut]);
             let _ = proto::decode::<MResp>(&bytes[..cut]);
