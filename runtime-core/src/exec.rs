@@ -217,6 +217,7 @@ fn child_setup(a: ChildArgs<'_>) -> Result<init::Prepared<'_>, String> {
     // Before anything of the container can see us.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| format!("set non-dumpable: {e}"))?;
     cgroup::join_self(a.cgroup_tasks)?;
+    sys::reset_signals().map_err(|e| format!("reset signals: {e}"))?;
     sys::cloexec_from(3 + a.preserve_fds).map_err(|e| format!("close_range: {e}"))?;
     for (target, fd) in a.stdio.iter().enumerate() {
         if let Some(fd) = fd {

@@ -231,6 +231,7 @@ fn time_offsets(
 fn setup(args: InitArgs<'_>) -> Result<std::convert::Infallible, String> {
     // First of all, while still in the host's cgroupfs view.
     crate::cgroup::join_self(args.cgroup_tasks)?;
+    sys::reset_signals().map_err(|e| format!("reset signals: {e}"))?;
     let checked = args.checked;
     let spec = &checked.spec;
     let ns = &checked.namespaces;

@@ -688,6 +688,51 @@ pub(crate) fn write_cstr_path(path: &CStr, data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Gives the calling process the signal state of a fresh one: every
+/// handler back to `SIG_DFL` and nothing blocked. A caller that ignores
+/// SIGPIPE or blocks SIGCHLD (a monitor) must not hand that to the
+/// container: ignored signals stay ignored across `execve`.
+pub(crate) fn reset_signals() -> io::Result<()> {
+    /// The kernel's `struct sigaction` (x86_64 and aarch64 layout).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: the raw syscall (not glibc's wrapper, which refuses the
+        // signals it reserves, 32 and 33) with a valid struct and size 8.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
+        }
+    }
+    // SAFETY: an empty set, initialised by sigemptyset before use.
+    let r = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut())
+    };
+    cvt_int(r)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1709,3 +1709,33 @@ fn errors_go_to_the_json_log() {
     );
     assert!(rec["time"].is_string(), "{text}");
 }
+
+#[test]
+fn the_container_starts_with_default_signal_handling() {
+    // A caller (like contd-monitor) that ignores SIGPIPE and blocks SIGCHLD
+    // must not pass that on: `yes | head` would spin forever.
+    let mut t = T::new();
+    let spec = t.spec(&["grep", "-E", "SigBlk|SigIgn", "/proc/self/status"]);
+    let bundle = t.bundle(&spec, Rootfs::Link);
+    let id = t.id("signals");
+    let out = t
+        .rt_with(&["run", "--bundle", s(&bundle), &id], |c| {
+            // SAFETY: signal and sigprocmask only, between fork and exec.
+            unsafe {
+                c.pre_exec(|| {
+                    libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+                    let mut set: libc::sigset_t = std::mem::zeroed();
+                    libc::sigemptyset(&mut set);
+                    libc::sigaddset(&mut set, libc::SIGCHLD);
+                    libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                    Ok(())
+                });
+            }
+        })
+        .ok();
+    for line in out.stdout.lines() {
+        let v = line.split_whitespace().nth(1).unwrap_or("");
+        assert!(v.chars().all(|c| c == '0'), "{line}");
+    }
+    assert_eq!(out.stdout.lines().count(), 2, "{out:?}");
+}
