@@ -6,10 +6,13 @@
 //! is connected. It is single-threaded: one poll loop, no async runtime.
 //!
 //! Usage: `contd-monitor --state-dir DIR --log-path FILE --id ID --sync-fd N
-//! [--linger SECS] [--stdin]`. A terminal (`process.terminal` in the
+//! [--linger SECS] [--stdin] [--log-max-size BYTES] [--log-max-files N]`. A terminal (`process.terminal` in the
 //! bundle's config.json) gets a pty whose master the monitor holds.
 //! The bundle is `DIR/bundle`; runtime-core keeps its state in `DIR/runtime`.
 //! On fd N the monitor writes one [`proto::monitor::Ready`] frame.
+//! `--log-max-size` rotates the log before it would grow past BYTES (0, the
+//! default, never rotates); `--log-max-files` is how many files are kept, the
+//! live one included (at least 1, the default; see [`log::LogLimits`]).
 //!
 //! # Layout
 //!
@@ -26,6 +29,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use log::LogLimits;
 use proto::monitor::Ready;
 use proto::{ErrorKind, ErrorReply};
 
@@ -42,13 +46,17 @@ pub(crate) struct Args {
     /// Keep a stdin pipe open for attached clients (non-terminal containers;
     /// a terminal container's stdin is its pty).
     pub stdin: bool,
+    /// Rotation of the log (`--log-max-size`, `--log-max-files`).
+    pub log_limits: LogLimits,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut it = std::env::args().skip(1);
+/// Reads the arguments (without the program name).
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+    let mut it = args.into_iter();
     let (mut state_dir, mut log_path, mut id, mut sync_fd) = (None, None, None, None);
     let mut linger = None;
     let mut stdin = false;
+    let mut log_limits = LogLimits::default();
     while let Some(flag) = it.next() {
         if flag == "--stdin" {
             stdin = true;
@@ -60,6 +68,21 @@ fn parse_args() -> Result<Args, String> {
             "--log-path" => log_path = Some(PathBuf::from(value)),
             "--id" => id = Some(value),
             "--sync-fd" => sync_fd = Some(value.parse().map_err(|_| "bad --sync-fd")?),
+            "--log-max-size" => {
+                log_limits.max_size = value
+                    .parse()
+                    .map_err(|_| format!("bad --log-max-size {value:?}: a number of bytes"))?;
+            }
+            "--log-max-files" => {
+                log_limits.max_files = match value.parse() {
+                    Ok(n) if n >= 1 => n,
+                    _ => {
+                        return Err(format!(
+                            "bad --log-max-files {value:?}: a number, at least 1"
+                        ))
+                    }
+                };
+            }
             "--linger" => {
                 let secs: u64 = value.parse().map_err(|_| "bad --linger (seconds)")?;
                 linger = Some(std::time::Duration::from_secs(secs));
@@ -74,11 +97,12 @@ fn parse_args() -> Result<Args, String> {
         sync_fd: sync_fd.ok_or("--sync-fd is required")?,
         linger,
         stdin,
+        log_limits,
     })
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
+    let args = match parse_args(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("contd-monitor: {e}");
@@ -169,4 +193,55 @@ fn daemon(args: Args, sync: OwnedFd) -> Result<(), ()> {
         return Err(());
     }
     server::run(args, sync)
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<Args, String> {
+        let base = [
+            "--state-dir",
+            "/s",
+            "--log-path",
+            "/l",
+            "--id",
+            "c",
+            "--sync-fd",
+            "3",
+        ];
+        parse_args(base.iter().chain(extra).map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn log_limits_default_to_no_rotation() {
+        assert_eq!(parse(&[]).unwrap().log_limits, LogLimits::default());
+        assert_eq!(LogLimits::default().max_size, 0);
+        assert_eq!(LogLimits::default().max_files, 1);
+    }
+
+    #[test]
+    fn log_limits_are_read() {
+        let a = parse(&["--log-max-size", "1048576", "--log-max-files", "5"]).unwrap();
+        assert_eq!(
+            a.log_limits,
+            LogLimits {
+                max_size: 1 << 20,
+                max_files: 5
+            }
+        );
+    }
+
+    #[test]
+    fn bad_log_limits_are_refused() {
+        for bad in [
+            &["--log-max-files", "0"][..],
+            &["--log-max-files", "-1"],
+            &["--log-max-files", "many"],
+            &["--log-max-size", "-5"],
+            &["--log-max-size", "10M"],
+            &["--log-max-size"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -231,7 +231,7 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
             return failed(sync, format!("signalfd: {e}"));
         }
     };
-    let log = match LogWriter::open(&args.log_path) {
+    let log = match LogWriter::open(&args.log_path, args.log_limits) {
         Ok(l) => l,
         Err(e) => {
             cleanup_files();

@@ -163,40 +163,58 @@ pub(crate) fn parse_cri(line: &[u8]) -> Option<(Stream, bool, &[u8])> {
     Some((stream, full, parts.next().unwrap_or_default()))
 }
 
-/// Sends the log's text, CRI prefixes removed, in chunks, then `LogEnd`.
+/// The log's files, oldest first: the rotated `<log>.N` … `<log>.1` the
+/// monitor keeps, then the live one.
+fn log_files(path: &Path) -> Vec<std::path::PathBuf> {
+    let mut rotated = Vec::new();
+    for k in 1.. {
+        let p = std::path::PathBuf::from(format!("{}.{k}", path.display()));
+        if !p.exists() {
+            break;
+        }
+        rotated.push(p);
+    }
+    rotated.reverse();
+    rotated.push(path.to_path_buf());
+    rotated
+}
+
+/// Sends the log's text (rotated files first), CRI prefixes removed, in
+/// chunks, then `LogEnd`.
 async fn stream_log(s: &mut UnixStream, path: &Path) -> Result<(), FrameError> {
     const CHUNK: usize = 256 * 1024;
-    let file = match tokio::fs::File::open(path).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return write_frame(s, &Response::LogEnd).await;
-        }
-        Err(e) => {
-            return write_frame(
-                s,
-                &err(Error::internal(format!("open {}: {e}", path.display()))),
-            )
-            .await;
-        }
-    };
-    let mut lines = BufReader::new(file).split(b'\n');
     let mut current: Option<(Stream, Vec<u8>)> = None;
-    while let Some(line) = lines.next_segment().await? {
-        let Some((stream, full, text)) = parse_cri(&line) else {
-            continue;
-        };
-        if current
-            .as_ref()
-            .is_some_and(|(st, buf)| *st != stream || buf.len() >= CHUNK)
-        {
-            if let Some((st, data)) = current.take() {
-                write_frame(s, &Response::LogData { stream: st, data }).await?;
+    for path in log_files(path) {
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            // Rotated away meanwhile, or no output yet.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return write_frame(
+                    s,
+                    &err(Error::internal(format!("open {}: {e}", path.display()))),
+                )
+                .await;
             }
-        }
-        let buf = &mut current.get_or_insert_with(|| (stream, Vec::new())).1;
-        buf.extend_from_slice(text);
-        if full {
-            buf.push(b'\n');
+        };
+        let mut lines = BufReader::new(file).split(b'\n');
+        while let Some(line) = lines.next_segment().await? {
+            let Some((stream, full, text)) = parse_cri(&line) else {
+                continue;
+            };
+            if current
+                .as_ref()
+                .is_some_and(|(st, buf)| *st != stream || buf.len() >= CHUNK)
+            {
+                if let Some((st, data)) = current.take() {
+                    write_frame(s, &Response::LogData { stream: st, data }).await?;
+                }
+            }
+            let buf = &mut current.get_or_insert_with(|| (stream, Vec::new())).1;
+            buf.extend_from_slice(text);
+            if full {
+                buf.push(b'\n');
+            }
         }
     }
     if let Some((stream, data)) = current {

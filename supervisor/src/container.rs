@@ -265,7 +265,7 @@ impl ContainerActor {
             &self.dir,
             &self.log_path,
             &id,
-            self.config.monitor_linger,
+            &self.config,
         )
         .await?;
         info!(pid, monitor_pid, "created");

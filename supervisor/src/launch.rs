@@ -16,7 +16,7 @@ pub(crate) async fn launch(
     dir: &Path,
     log_path: &Path,
     id: &str,
-    linger: Option<Duration>,
+    config: &crate::Config,
 ) -> Result<(i32, i32), Error> {
     let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Error::internal(format!("create sync pipe: {e}")))?;
@@ -29,8 +29,14 @@ pub(crate) async fn launch(
         .arg("--id")
         .arg(id)
         .args(["--sync-fd", "3"]);
-    if let Some(l) = linger {
+    if let Some(l) = config.monitor_linger {
         cmd.arg("--linger").arg(l.as_secs().to_string());
+    }
+    if config.log_max_size > 0 {
+        cmd.arg("--log-max-size")
+            .arg(config.log_max_size.to_string())
+            .arg("--log-max-files")
+            .arg(config.log_max_files.max(1).to_string());
     }
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

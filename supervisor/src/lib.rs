@@ -55,6 +55,11 @@ pub struct Config {
     /// supervisor releases it (`None`: until released). The exit record
     /// stays on disk either way.
     pub monitor_linger: Option<std::time::Duration>,
+    /// Rotate a container's log before it grows past this many bytes
+    /// (0: never).
+    pub log_max_size: u64,
+    /// Log files kept per container, the live one included (at least 1).
+    pub log_max_files: u32,
 }
 
 impl Default for Config {
@@ -70,6 +75,8 @@ impl Default for Config {
             monitor_bin,
             cgroup_parent: "contd".into(),
             monitor_linger: None,
+            log_max_size: 0,
+            log_max_files: 1,
         }
     }
 }

@@ -31,6 +31,12 @@ struct Cli {
     /// the container (default: until removed). The exit record stays.
     #[arg(long)]
     monitor_linger: Option<u64>,
+    /// Rotate a container's log before it grows past BYTES (0: never).
+    #[arg(long, default_value_t = 0)]
+    log_max_size: u64,
+    /// Log files kept per container, the live one included.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    log_max_files: u32,
 }
 
 fn main() -> ExitCode {
@@ -58,6 +64,8 @@ fn run() -> anyhow::Result<()> {
         socket: cli.socket,
         cgroup_parent: cli.cgroup_parent,
         monitor_linger: cli.monitor_linger.map(std::time::Duration::from_secs),
+        log_max_size: cli.log_max_size,
+        log_max_files: cli.log_max_files,
         ..Config::default()
     };
     if let Some(m) = cli.monitor {

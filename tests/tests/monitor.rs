@@ -107,3 +107,94 @@ fn monitor_lingers_then_releases_itself_and_the_record_stays() {
     assert_eq!(env.inspect("brief")["exit_code"], 5);
     env.ok(&["rm", "brief"]);
 }
+
+#[test]
+fn logs_rotate_by_size_and_logs_reads_across_the_files() {
+    let mut env = TestEnv::new();
+    env.stop_contd(libc::SIGTERM);
+    env.contd_args = vec![
+        "--log-max-size".into(),
+        "4096".into(),
+        "--log-max-files".into(),
+        "3".into(),
+    ];
+    env.start_contd();
+    let root = env.rootfs.to_str().unwrap();
+    env.ok(&["run", "--name", "chatty", root, "seq", "1", "2000"]);
+    let log = std::path::PathBuf::from(env.inspect("chatty")["log_path"].as_str().unwrap());
+    let rotated = |k: u32| std::path::PathBuf::from(format!("{}.{k}", log.display()));
+    assert!(log.exists() && rotated(1).exists() && rotated(2).exists());
+    assert!(!rotated(3).exists(), "only 3 files are kept");
+    for f in [log.clone(), rotated(1), rotated(2)] {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            text.len() <= 4096,
+            "{} is {} bytes",
+            f.display(),
+            text.len()
+        );
+        for line in text.lines() {
+            let parts: Vec<&str> = line.splitn(4, ' ').collect();
+            assert_eq!(parts.len(), 4, "not a CRI record: {line:?}");
+            assert_eq!((parts[1], parts[2]), ("stdout", "F"), "{line:?}");
+        }
+    }
+    // `logs` reads the kept files oldest first: a gapless tail ending at 2000.
+    let out = env.ok(&["logs", "chatty"]);
+    let nums: Vec<u32> = out.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(nums.last(), Some(&2000));
+    assert!(
+        nums.len() > 100 && nums.len() < 2000,
+        "{} lines",
+        nums.len()
+    );
+    assert!(
+        nums.windows(2).all(|w| w[1] == w[0] + 1),
+        "a gap in {nums:?}"
+    );
+    env.ok(&["rm", "chatty"]);
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn hundred_megabytes_of_output_keep_every_line_and_the_monitor_small() {
+    let env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap();
+    // 100 000 lines of 1000 bytes: 100 MB through the monitor.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flood",
+        root,
+        "sh",
+        "-c",
+        "sleep 0.3; yes \"$(head -c 999 /dev/zero | tr '\\0' x)\" | head -n 100000",
+    ]);
+    let monitor = env.monitor_pids()[0];
+    let before = rss_kib(monitor);
+    env.ok(&["wait", "flood"]);
+    let after = rss_kib(monitor);
+    let log = std::path::PathBuf::from(env.inspect("flood")["log_path"].as_str().unwrap());
+    let text = std::fs::read(&log).unwrap();
+    let lines = text
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    assert_eq!(lines, 100_000, "every line is in the log");
+    assert!(
+        after <= before + 512,
+        "monitor RSS grew from {before} kB to {after} kB"
+    );
+    eprintln!("monitor RSS: {before} kB before, {after} kB after 100 MB");
+    env.ok(&["rm", "flood"]);
+    let _ = std::fs::remove_file(&log);
+}
