@@ -91,6 +91,20 @@ impl Client {
         self.next_response()
     }
 
+    /// A second handle on the connection, for a thread that sends input
+    /// while this one reads output.
+    ///
+    /// # Errors
+    /// If the socket cannot be duplicated.
+    pub(crate) fn sender(&self) -> anyhow::Result<Sender> {
+        Ok(Sender {
+            stream: self
+                .stream
+                .try_clone()
+                .context("duplicate the connection")?,
+        })
+    }
+
     /// Reads one more response, for requests answered by a stream
     /// ([`Request::Logs`]).
     ///
@@ -106,6 +120,22 @@ impl Client {
     }
 }
 
+/// The sending half of a streaming connection (attach and exec input).
+#[derive(Debug)]
+pub(crate) struct Sender {
+    stream: UnixStream,
+}
+
+impl Sender {
+    /// Sends one request without reading anything.
+    ///
+    /// # Errors
+    /// I/O failure (contd went away).
+    pub(crate) fn send(&mut self, req: &Request) -> anyhow::Result<()> {
+        proto::write_frame(&mut self.stream, req).context("send to contd")
+    }
+}
+
 /// The error for a response that does not answer the request sent; names
 /// only the variant, since a payload may be large.
 pub(crate) fn unexpected(resp: &Response) -> anyhow::Error {
@@ -117,6 +147,12 @@ pub(crate) fn unexpected(resp: &Response) -> anyhow::Error {
         Response::LogEnd => "LogEnd",
         Response::Exited(_) => "Exited",
         Response::Error(_) => "Error",
+        Response::Output { .. } => "Output",
+        Response::Detached => "Detached",
+        Response::ExecStarted { .. } => "ExecStarted",
+        Response::ExecOutput { .. } => "ExecOutput",
+        Response::ExecExited { .. } => "ExecExited",
+        Response::Stats(_) => "Stats",
     };
     anyhow!("unexpected {what} response from contd")
 }

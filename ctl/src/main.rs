@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod interactive;
 mod output;
 
 use std::collections::hash_map::RandomState;
@@ -125,6 +126,58 @@ enum Command {
         /// Container name.
         name: String,
     },
+    /// Attach to a running container's terminal or output; the detach keys
+    /// (ctrl-p,ctrl-q) leave it running.
+    Attach {
+        /// Do not send stdin.
+        #[arg(long)]
+        no_stdin: bool,
+        /// Detach keys, docker's syntax ("ctrl-p,ctrl-q"; "" for none).
+        #[arg(long, value_name = "KEYS", value_parser = interactive::parse_detach_keys)]
+        detach_keys: Option<Vec<u8>>,
+        /// Container name.
+        name: String,
+    },
+    /// Run a command in a running container; exits with its code.
+    Exec(ExecArgs),
+    /// Print a container's resource usage as JSON.
+    Stats {
+        /// Container name.
+        name: String,
+    },
+}
+
+/// Options of `exec`.
+#[derive(Debug, Args)]
+struct ExecArgs {
+    /// Keep stdin open and send it to the process.
+    #[arg(short, long)]
+    interactive: bool,
+    /// Allocate a terminal.
+    #[arg(short, long)]
+    tty: bool,
+    /// Start it and return.
+    #[arg(short, long)]
+    detach: bool,
+    /// Set an environment variable (repeatable).
+    #[arg(short, long = "env", value_name = "K=V", value_parser = parse_env)]
+    env: Vec<String>,
+    /// User as UID[:GID].
+    #[arg(short, long, value_name = "UID[:GID]", value_parser = parse_user)]
+    user: Option<(u32, u32)>,
+    /// Working directory.
+    #[arg(short, long, value_name = "DIR")]
+    workdir: Option<String>,
+    /// Container name.
+    name: String,
+    /// Command and arguments.
+    #[arg(
+        value_name = "CMD",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true
+    )]
+    command: Vec<String>,
 }
 
 /// Options of `run`.
@@ -145,6 +198,14 @@ struct RunArgs {
     /// Memory limit in bytes, or with a k, m or g suffix (1024-based).
     #[arg(long, value_name = "BYTES", value_parser = parse_memory)]
     memory: Option<u64>,
+
+    /// Keep stdin open and attach it.
+    #[arg(short, long)]
+    interactive: bool,
+
+    /// Give the container a terminal.
+    #[arg(short, long)]
+    tty: bool,
 
     /// Root filesystem directory.
     rootfs: PathBuf,
@@ -246,7 +307,82 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output::print(&format!("{}\n", record.code))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Attach {
+            no_stdin,
+            detach_keys,
+            name,
+        } => {
+            let mut client = Client::connect(&socket)?;
+            let req = Request::Attach {
+                ns,
+                name,
+                stdin: !no_stdin,
+                detach_keys,
+            };
+            match client.request(&req)? {
+                Response::Ok => {}
+                other => return Err(unexpected(&other)),
+            }
+            let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
+            interactive::attach_session(&mut client, !no_stdin, tty)
+        }
+        Command::Exec(a) => exec(&socket, ns, a),
+        Command::Stats { name } => {
+            match Client::connect(&socket)?.request(&Request::Stats { ns, name })? {
+                Response::Stats(st) => {
+                    let v = serde_json::json!({
+                        "memory_usage": st.memory_usage,
+                        "memory_limit": st.memory_limit,
+                        "cpu_usage_ns": st.cpu_usage_ns,
+                        "pids_current": st.pids_current,
+                        "pids_limit": st.pids_limit,
+                    });
+                    output::print(&output::pretty(&v)?)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                other => Err(unexpected(&other)),
+            }
+        }
     }
+}
+
+fn exec(socket: &Path, ns: String, a: ExecArgs) -> anyhow::Result<ExitCode> {
+    let tty = a.tty.then(|| interactive::term_size().unwrap_or((24, 80)));
+    let req = Request::Exec {
+        ns,
+        name: a.name,
+        exec: proto::monitor::ExecRequest {
+            args: a.command,
+            env: a.env,
+            cwd: a.workdir,
+            user: a.user,
+            tty,
+            stdin: a.interactive,
+        },
+    };
+    let mut client = Client::connect(socket)?;
+    let id = match client.request(&req)? {
+        Response::ExecStarted { id, pid } => {
+            if a.detach {
+                output::print(&format!("{pid}\n"))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            id
+        }
+        other => return Err(unexpected(&other)),
+    };
+    interactive::exec_session(&mut client, id, a.interactive, a.tty)
+}
+
+fn parse_user(s: &str) -> Result<(u32, u32), String> {
+    let (u, g) = s.split_once(':').unwrap_or((s, "0"));
+    let uid = u
+        .parse()
+        .map_err(|_| format!("uid {u:?} is not a number"))?;
+    let gid = g
+        .parse()
+        .map_err(|_| format!("gid {g:?} is not a number"))?;
+    Ok((uid, gid))
 }
 
 /// Checks every namespace and container name on the command line, so a bad
@@ -265,7 +401,10 @@ fn check_names(cli: &Cli) -> Result<(), NameError> {
         | Command::Rm { name, .. }
         | Command::Start { name }
         | Command::Kill { name, .. }
-        | Command::Wait { name } => Some(name.as_str()),
+        | Command::Wait { name }
+        | Command::Attach { name, .. }
+        | Command::Stats { name } => Some(name.as_str()),
+        Command::Exec(a) => Some(a.name.as_str()),
     };
     match name {
         Some(n) => validate_name("name", n),
@@ -295,6 +434,7 @@ fn run_container(socket: &Path, ns: String, args: RunArgs) -> anyhow::Result<Exi
         .into_string()
         .map_err(|p| anyhow!("rootfs {} is not valid UTF-8", Path::new(&p).display()))?;
     let mut client = Client::connect(socket)?;
+    let interactive = args.interactive || args.tty;
     let create = CreateRequest {
         ns: ns.clone(),
         name: name.clone(),
@@ -302,16 +442,48 @@ fn run_container(socket: &Path, ns: String, args: RunArgs) -> anyhow::Result<Exi
         args: args.command,
         env: args.env,
         memory: args.memory,
-        start: true,
+        // An interactive run attaches first, so no output is missed.
+        start: !interactive || args.detach,
         ..Default::default()
     };
-    match client.request(&Request::Create(create))? {
+    let req = if interactive {
+        Request::CreateInteractive {
+            req: create,
+            interactive: proto::api::Interactive {
+                tty: args
+                    .tty
+                    .then(|| interactive::term_size().unwrap_or((24, 80))),
+                stdin: args.interactive,
+            },
+        }
+    } else {
+        Request::Create(create)
+    };
+    match client.request(&req)? {
         Response::Container(_) => {}
         other => return Err(unexpected(&other)),
     }
     if args.detach {
         output::print(&format!("{name}\n"))?;
         return Ok(ExitCode::SUCCESS);
+    }
+    if interactive {
+        let mut att = Client::connect(socket)?;
+        let req = Request::Attach {
+            ns: ns.clone(),
+            name: name.clone(),
+            stdin: args.interactive,
+            detach_keys: None,
+        };
+        match att.request(&req)? {
+            Response::Ok => {}
+            other => return Err(unexpected(&other)),
+        }
+        match client.request(&Request::Start { ns, name })? {
+            Response::Ok => {}
+            other => return Err(unexpected(&other)),
+        }
+        return interactive::attach_session(&mut att, args.interactive, args.tty);
     }
     let record = wait(&mut client, ns.clone(), name.clone())?;
     stream_logs(&mut client, ns, name)?;

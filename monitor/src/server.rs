@@ -756,10 +756,11 @@ impl Monitor {
         }
         self.exit = Some(record.clone());
         self.linger_deadline = self.linger.map(|l| Instant::now() + l);
+        // Waiters get the record; so do attached clients: their attach ends.
         for c in self.clients.iter_mut() {
-            c.attached = false;
+            let attached = std::mem::take(&mut c.attached);
             c.stdin_holder = false;
-            if c.waiting {
+            if c.waiting || attached {
                 c.waiting = false;
                 queue(c, &Response::Exited(record.clone()));
             }

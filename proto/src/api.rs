@@ -4,10 +4,27 @@
 //! and reads [`Response`]s: one response per request, except
 //! [`Request::Logs`], answered by any number of [`Response::LogData`] and a
 //! final [`Response::LogEnd`].
+//!
+//! Version 2 adds interactive containers, attach, exec, resize and stats.
+//! [`Request::Attach`] and [`Request::Exec`] turn the connection into a
+//! stream for the rest of its life: the client sends [`Request::Input`] /
+//! [`Request::ExecInput`] (and [`Request::Resize`]), contd forwards the
+//! monitor's output; an attach ends with [`Response::Detached`] or
+//! [`Response::Exited`], an exec with [`Response::ExecExited`].
 
 use serde::{Deserialize, Serialize};
 
+use crate::monitor::{ExecRequest, Stats};
 use crate::{ErrorReply, ExitRecord, Status};
+
+/// Terminal and stdin of a new container (protocol version 2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interactive {
+    /// A terminal of this initial size (rows, columns).
+    pub tty: Option<(u16, u16)>,
+    /// Keep the container's stdin open for attached clients.
+    pub stdin: bool,
+}
 
 /// What a caller asks for when creating a container; contd turns it into a
 /// full OCI `config.json` with secure defaults.
@@ -136,6 +153,66 @@ pub enum Request {
         /// Name.
         name: String,
     },
+    // ---- protocol version 2 ----
+    /// Create with a terminal and/or stdin.
+    CreateInteractive {
+        /// What to create.
+        req: CreateRequest,
+        /// Terminal and stdin.
+        interactive: Interactive,
+    },
+    /// Attach to the container's terminal or output (the connection
+    /// becomes a stream, see the module docs).
+    Attach {
+        /// Namespace.
+        ns: String,
+        /// Name.
+        name: String,
+        /// Write the container's stdin.
+        stdin: bool,
+        /// Detach sequence; `None` for ctrl-p ctrl-q, empty for none.
+        detach_keys: Option<Vec<u8>>,
+    },
+    /// Bytes for the container's stdin (on an attach stream).
+    Input {
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Resize the container's terminal.
+    Resize {
+        /// Namespace.
+        ns: String,
+        /// Name.
+        name: String,
+        /// Rows.
+        rows: u16,
+        /// Columns.
+        cols: u16,
+    },
+    /// Run an extra process in the container (the connection becomes a
+    /// stream, see the module docs).
+    Exec {
+        /// Namespace.
+        ns: String,
+        /// Name.
+        name: String,
+        /// The process.
+        exec: ExecRequest,
+    },
+    /// Bytes for the exec'd process's stdin (empty: close it).
+    ExecInput {
+        /// The exec id from [`Response::ExecStarted`].
+        id: u32,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Resource usage of the container.
+    Stats {
+        /// Namespace.
+        ns: String,
+        /// Name.
+        name: String,
+    },
 }
 
 /// Which stream a log chunk came from.
@@ -169,4 +246,39 @@ pub enum Response {
     Exited(ExitRecord),
     /// The request failed.
     Error(ErrorReply),
+    // ---- protocol version 2 ----
+    /// Output of the attached container.
+    Output {
+        /// Which stream (a terminal's is `Stdout`).
+        stream: Stream,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// The attach ended by the detach keys.
+    Detached,
+    /// The exec'd process started.
+    ExecStarted {
+        /// Its id.
+        id: u32,
+        /// Its host pid.
+        pid: i32,
+    },
+    /// Output of the exec'd process.
+    ExecOutput {
+        /// Its id.
+        id: u32,
+        /// Which stream.
+        stream: Stream,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// The exec'd process ended.
+    ExecExited {
+        /// Its id.
+        id: u32,
+        /// Exit code, or 128 + signal.
+        code: i32,
+    },
+    /// Resource usage.
+    Stats(Stats),
 }

@@ -43,7 +43,8 @@ pub enum Request {
     /// `stdin`, [`Request::Input`] from this connection goes to the
     /// container (one holder at a time). The `detach_keys` sequence
     /// (default ctrl-p ctrl-q) in the input ends the attach with
-    /// [`Response::Detached`], without touching the container.
+    /// [`Response::Detached`], without touching the container; the
+    /// container's exit ends it with [`Response::Exited`].
     Attach {
         /// Whether this connection writes the container's stdin.
         stdin: bool,

@@ -265,6 +265,110 @@ fn samples_v2() -> Vec<(&'static str, Vec<u8>)> {
             e(&MResp::ExecExited { id: 1, code: 3 }),
         ),
         (
+            "api_create_interactive",
+            e(&Request::CreateInteractive {
+                req: CreateRequest {
+                    ns: "default".into(),
+                    name: "sh".into(),
+                    rootfs: "/srv/rootfs".into(),
+                    args: vec!["sh".into()],
+                    start: false,
+                    ..Default::default()
+                },
+                interactive: proto::api::Interactive {
+                    tty: Some((24, 80)),
+                    stdin: true,
+                },
+            }),
+        ),
+        (
+            "api_attach",
+            e(&Request::Attach {
+                ns: "default".into(),
+                name: "sh".into(),
+                stdin: true,
+                detach_keys: None,
+            }),
+        ),
+        (
+            "api_input",
+            e(&Request::Input {
+                data: b"ls\n".to_vec(),
+            }),
+        ),
+        (
+            "api_resize",
+            e(&Request::Resize {
+                ns: "default".into(),
+                name: "sh".into(),
+                rows: 24,
+                cols: 80,
+            }),
+        ),
+        (
+            "api_exec",
+            e(&Request::Exec {
+                ns: "default".into(),
+                name: "sh".into(),
+                exec: ExecRequest {
+                    args: vec!["true".into()],
+                    env: vec![],
+                    cwd: None,
+                    user: None,
+                    tty: None,
+                    stdin: false,
+                },
+            }),
+        ),
+        (
+            "api_exec_input",
+            e(&Request::ExecInput {
+                id: 2,
+                data: vec![],
+            }),
+        ),
+        (
+            "api_stats",
+            e(&Request::Stats {
+                ns: "default".into(),
+                name: "sh".into(),
+            }),
+        ),
+        (
+            "api_resp_output",
+            e(&Response::Output {
+                stream: Stream::Stdout,
+                data: b"$ ".to_vec(),
+            }),
+        ),
+        ("api_resp_detached", e(&Response::Detached)),
+        (
+            "api_resp_exec_started",
+            e(&Response::ExecStarted { id: 2, pid: 99 }),
+        ),
+        (
+            "api_resp_exec_output",
+            e(&Response::ExecOutput {
+                id: 2,
+                stream: Stream::Stderr,
+                data: b"e".to_vec(),
+            }),
+        ),
+        (
+            "api_resp_exec_exited",
+            e(&Response::ExecExited { id: 2, code: 0 }),
+        ),
+        (
+            "api_resp_stats",
+            e(&Response::Stats(Stats {
+                memory_usage: 1,
+                memory_limit: 2,
+                cpu_usage_ns: 3,
+                pids_current: 4,
+                pids_limit: 5,
+            })),
+        ),
+        (
             "mon_resp_stats",
             e(&MResp::Stats(Stats {
                 memory_usage: 1 << 20,

@@ -14,7 +14,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use crate::{Error, SupervisorHandle};
+use proto::monitor::{Request as MReq, Response as MResp};
+
+use crate::{monitor_client, Error, SupervisorHandle};
 
 /// Binds the api socket (mode 0600). A socket file nobody serves is
 /// replaced; one that answers belongs to another contd and is an error.
@@ -106,6 +108,10 @@ async fn connection(mut s: UnixStream, h: SupervisorHandle) -> Result<(), FrameE
             Err(e) => return Err(e),
         };
         debug!(?req, "request");
+        if matches!(req, Request::Attach { .. } | Request::Exec { .. }) {
+            // The connection becomes the session's stream.
+            return session(s, &h, req).await;
+        }
         if let Request::Logs { ns, name } = &req {
             match h.log_path(ns, name).await {
                 Ok(p) => stream_log(&mut s, &p).await?,
@@ -142,8 +148,132 @@ async fn dispatch(h: &SupervisorHandle, req: Request) -> Response {
         Request::Remove { ns, name, force } => ok(h.remove(&ns, &name, force).await),
         Request::Wait { ns, name } => h.wait(&ns, &name).await.map_or_else(err, Response::Exited),
         // Answered in `connection`, streaming.
-        Request::Logs { .. } => err(Error::internal("logs is streamed")),
+        Request::Logs { .. } | Request::Attach { .. } | Request::Exec { .. } => {
+            err(Error::internal("streamed"))
+        }
+        Request::CreateInteractive { req, interactive } => h
+            .create_interactive(req, interactive)
+            .await
+            .map_or_else(err, Response::Container),
+        Request::Resize {
+            ns,
+            name,
+            rows,
+            cols,
+        } => match h
+            .monitor_call(&ns, &name, MReq::Resize { rows, cols })
+            .await
+        {
+            Ok(r) => from_monitor(r),
+            Err(e) => err(e),
+        },
+        Request::Stats { ns, name } => match h.monitor_call(&ns, &name, MReq::Stats).await {
+            Ok(r) => from_monitor(r),
+            Err(e) => err(e),
+        },
+        Request::Input { .. } | Request::ExecInput { .. } => err(Error::new(
+            ErrorKind::InvalidArgument,
+            "input outside an attach or exec stream",
+        )),
     }
+}
+
+/// A monitor's answer as the api says it.
+fn from_monitor(r: MResp) -> Response {
+    match r {
+        MResp::Ok => Response::Ok,
+        MResp::Exited(rec) => Response::Exited(rec),
+        MResp::Error(e) => Response::Error(e),
+        MResp::Output { stream, data } => Response::Output { stream, data },
+        MResp::Detached => Response::Detached,
+        MResp::ExecStarted { id, pid } => Response::ExecStarted { id, pid },
+        MResp::ExecOutput { id, stream, data } => Response::ExecOutput { id, stream, data },
+        MResp::ExecExited { id, code } => Response::ExecExited { id, code },
+        MResp::Stats(st) => Response::Stats(st),
+        MResp::State(_) => err(Error::internal("unexpected state from the monitor")),
+    }
+}
+
+/// An attach or exec: the client's connection and a monitor connection
+/// are joined until the session ends (detach, exit, or either side
+/// closing). Input goes one way in its own task, output the other.
+async fn session(client: UnixStream, h: &SupervisorHandle, req: Request) -> Result<(), FrameError> {
+    let (mut cr, mut cw) = client.into_split();
+    let (ns, name, first) = match req {
+        Request::Attach {
+            ns,
+            name,
+            stdin,
+            detach_keys,
+        } => (ns, name, MReq::Attach { stdin, detach_keys }),
+        Request::Exec { ns, name, exec } => (ns, name, MReq::Exec(exec)),
+        _ => return Ok(()),
+    };
+    let is_exec = matches!(first, MReq::Exec(_));
+    let dir = match h.container_dir(&ns, &name).await {
+        Ok(d) => d,
+        Err(e) => return write_frame(&mut cw, &err(e)).await,
+    };
+    let mon = match monitor_client::connect_versioned(&dir).await {
+        Ok((m, v)) if v >= 2 => m,
+        Ok((_, v)) => {
+            let e = Error::new(
+                ErrorKind::Unsupported,
+                format!("the container's monitor speaks protocol {v}, attach and exec need 2"),
+            );
+            return write_frame(&mut cw, &err(e)).await;
+        }
+        Err(monitor_client::Unreachable::Gone) => {
+            let e = Error::conflict(format!("container {name} has exited"));
+            return write_frame(&mut cw, &err(e)).await;
+        }
+        Err(monitor_client::Unreachable::Failed(e)) => return write_frame(&mut cw, &err(e)).await,
+    };
+    let (mut mr, mut mw) = mon.into_split();
+    write_frame(&mut mw, &first).await?;
+    let ns2 = ns.clone();
+    let input = tokio::spawn(async move {
+        loop {
+            let req = match read_frame::<_, Request>(&mut cr).await {
+                Ok(r) => r,
+                Err(_) => return,
+            };
+            let fwd = match req {
+                Request::Input { data } => MReq::Input { data },
+                Request::ExecInput { id, data } => MReq::ExecInput { id, data },
+                Request::Resize { rows, cols, .. } => MReq::Resize { rows, cols },
+                other => {
+                    debug!(ns = ns2, ?other, "ignored on a session stream");
+                    continue;
+                }
+            };
+            if write_frame(&mut mw, &fwd).await.is_err() {
+                return;
+            }
+        }
+    });
+    let result = loop {
+        let resp = match read_frame::<_, MResp>(&mut mr).await {
+            Ok(r) => r,
+            Err(FrameError::Closed) => break Ok(()),
+            Err(e) => break Err(e),
+        };
+        let end = matches!(
+            resp,
+            MResp::Detached | MResp::Exited(_) | MResp::Error(_) | MResp::ExecExited { .. }
+        );
+        // An exec's session ends with its own exit; an attach's Ok and an
+        // exec's ExecStarted are just the start.
+        let end = end && !(is_exec && matches!(resp, MResp::Exited(_)));
+        if let Err(e) = write_frame(&mut cw, &from_monitor(resp)).await {
+            break Err(e);
+        }
+        if end {
+            break Ok(());
+        }
+    };
+    input.abort();
+    result
 }
 
 /// Parses one CRI log record: stream, whether the line is complete, text.

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use proto::api::{ContainerInfo, CreateRequest};
+use proto::api::{ContainerInfo, CreateRequest, Interactive};
 use proto::monitor::{Request as MReq, Response as MResp};
 use proto::{ExitRecord, Status};
 use tokio::sync::{mpsc, oneshot};
@@ -21,6 +21,7 @@ type Reply<T> = oneshot::Sender<Result<T, Error>>;
 enum Msg {
     Create {
         req: Box<CreateRequest>,
+        interactive: Interactive,
         reply: Reply<ContainerInfo>,
     },
     Start {
@@ -88,9 +89,14 @@ impl ContainerHandle {
             .map_err(|_| Error::internal("container actor dropped the request"))?
     }
 
-    pub(crate) async fn create(&self, req: CreateRequest) -> Result<ContainerInfo, Error> {
+    pub(crate) async fn create(
+        &self,
+        req: CreateRequest,
+        interactive: Interactive,
+    ) -> Result<ContainerInfo, Error> {
         self.call(|reply| Msg::Create {
             req: Box::new(req),
+            interactive,
             reply,
         })
         .await
@@ -171,8 +177,12 @@ impl ContainerActor {
     async fn run(mut self) {
         while let Some(msg) = self.rx.recv().await {
             match msg {
-                Msg::Create { req, reply } => {
-                    let _ = reply.send(self.create(*req).await);
+                Msg::Create {
+                    req,
+                    interactive,
+                    reply,
+                } => {
+                    let _ = reply.send(self.create(*req, interactive).await);
                 }
                 Msg::Start { reply } => {
                     let _ = reply.send(self.simple(MReq::Start).await);
@@ -206,10 +216,18 @@ impl ContainerActor {
         }
     }
 
-    async fn create(&mut self, req: CreateRequest) -> Result<ContainerInfo, Error> {
+    async fn create(
+        &mut self,
+        req: CreateRequest,
+        interactive: Interactive,
+    ) -> Result<ContainerInfo, Error> {
         let args = spec::validate(&req)?;
         let cgroup_path = format!("{}/{}/{}", self.config.cgroup_parent, self.ns, self.name);
-        let config = spec::build(&req, &args, &cgroup_path);
+        let mut config = spec::build(&req, &args, &cgroup_path);
+        if let Some((rows, cols)) = interactive.tty {
+            config["process"]["terminal"] = true.into();
+            config["process"]["consoleSize"] = serde_json::json!({ "height": rows, "width": cols });
+        }
         let meta = Meta {
             ns: self.ns.clone(),
             name: self.name.clone(),
@@ -226,7 +244,8 @@ impl ContainerActor {
                 format!("state dir {} exists already", self.dir.display()),
             ));
         }
-        let result = self.materialize(&meta, &config).await;
+        let stdin = interactive.stdin && interactive.tty.is_none();
+        let result = self.materialize(&meta, &config, stdin).await;
         if let Err(e) = result {
             // Undo: the monitor removed its own files; remove ours.
             let _ = std::fs::remove_dir_all(&self.dir);
@@ -242,7 +261,12 @@ impl ContainerActor {
         self.inspect().await
     }
 
-    async fn materialize(&self, meta: &Meta, config: &serde_json::Value) -> Result<(), Error> {
+    async fn materialize(
+        &self,
+        meta: &Meta,
+        config: &serde_json::Value,
+        stdin: bool,
+    ) -> Result<(), Error> {
         let io = |what: String| move |e: std::io::Error| Error::internal(format!("{what}: {e}"));
         let bundle = self.dir.join("bundle");
         tokio::fs::create_dir_all(&bundle)
@@ -266,6 +290,7 @@ impl ContainerActor {
             &self.log_path,
             &id,
             &self.config,
+            stdin,
         )
         .await?;
         info!(pid, monitor_pid, "created");

@@ -17,6 +17,7 @@ pub(crate) async fn launch(
     log_path: &Path,
     id: &str,
     config: &crate::Config,
+    stdin: bool,
 ) -> Result<(i32, i32), Error> {
     let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Error::internal(format!("create sync pipe: {e}")))?;
@@ -29,6 +30,9 @@ pub(crate) async fn launch(
         .arg("--id")
         .arg(id)
         .args(["--sync-fd", "3"]);
+    if stdin {
+        cmd.arg("--stdin");
+    }
     if let Some(l) = config.monitor_linger {
         cmd.arg("--linger").arg(l.as_secs().to_string());
     }

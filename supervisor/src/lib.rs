@@ -176,11 +176,30 @@ impl SupervisorHandle {
     /// # Errors
     /// Invalid request, name taken, or creation failure (nothing is left).
     pub async fn create(&self, req: CreateRequest) -> Result<ContainerInfo, Error> {
+        self.create_interactive(req, proto::api::Interactive::default())
+            .await
+    }
+
+    /// Creates a container with a terminal and/or stdin.
+    ///
+    /// # Errors
+    /// As [`create`](Self::create), and a terminal size of zero.
+    pub async fn create_interactive(
+        &self,
+        req: CreateRequest,
+        interactive: proto::api::Interactive,
+    ) -> Result<ContainerInfo, Error> {
+        if interactive.tty.is_some_and(|(r, c)| r == 0 || c == 0) {
+            return Err(Error::new(
+                proto::ErrorKind::InvalidArgument,
+                "terminal size must be at least 1x1",
+            ));
+        }
         proto::validate_name("namespace", &req.ns)?;
         proto::validate_name("name", &req.name)?;
         let (ns, name) = (req.ns.clone(), req.name.clone());
         let h = self.registry.reserve(&ns, &name).await?;
-        let r = h.create(req).await;
+        let r = h.create(req, interactive).await;
         if let Err(e) = &r {
             // Created but failed to start: it exists, keep it for inspection.
             if h.inspect().await.is_err() {
@@ -273,6 +292,35 @@ impl SupervisorHandle {
         h.remove(force).await?;
         self.registry.forget(ns, name).await;
         Ok(())
+    }
+
+    /// The container's state dir (where its `monitor.sock` is).
+    ///
+    /// # Errors
+    /// Unknown container.
+    pub async fn container_dir(&self, ns: &str, name: &str) -> Result<PathBuf, Error> {
+        Ok(self.get(ns, name).await?.dir.clone())
+    }
+
+    /// One request to the container's monitor, for requests that need no
+    /// actor state (resize, stats).
+    ///
+    /// # Errors
+    /// Unknown container, monitor gone or refusing.
+    pub async fn monitor_call(
+        &self,
+        ns: &str,
+        name: &str,
+        req: proto::monitor::Request,
+    ) -> Result<proto::monitor::Response, Error> {
+        let dir = self.container_dir(ns, name).await?;
+        match monitor_client::request(&dir, &req, Some(monitor_client::REQUEST_TIMEOUT)).await {
+            Ok(r) => Ok(r),
+            Err(monitor_client::Unreachable::Gone) => {
+                Err(Error::conflict(format!("container {name} has exited")))
+            }
+            Err(monitor_client::Unreachable::Failed(e)) => Err(e),
+        }
     }
 
     /// The path of the container's log file.

@@ -25,6 +25,11 @@ pub(crate) enum Unreachable {
 /// Connects to `dir/monitor.sock` (through `/proc/self/fd` when the path is
 /// too long for `sun_path`) and exchanges hellos.
 pub(crate) async fn connect(dir: &Path) -> Result<UnixStream, Unreachable> {
+    connect_versioned(dir).await.map(|(s, _)| s)
+}
+
+/// [`connect`], also returning the protocol version agreed on.
+pub(crate) async fn connect_versioned(dir: &Path) -> Result<(UnixStream, u16), Unreachable> {
     let sock = dir.join("monitor.sock");
     let connected = if sock.as_os_str().len() < 100 {
         UnixStream::connect(&sock).await
@@ -66,7 +71,7 @@ pub(crate) async fn connect(dir: &Path) -> Result<UnixStream, Unreachable> {
         read_frame::<_, Hello>(&mut s).await
     };
     match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
-        Ok(Ok(h)) if proto::negotiate(h.protocol).is_some() => Ok(s),
+        Ok(Ok(h)) if proto::negotiate(h.protocol).is_some() => Ok((s, h.protocol)),
         Ok(Ok(h)) => Err(Unreachable::Failed(Error::new(
             ErrorKind::Unsupported,
             format!("monitor {} speaks protocol {}", sock.display(), h.protocol),

@@ -420,3 +420,30 @@ fn a_client_that_does_not_read_is_cut_off_and_blocks_nothing() {
     );
     assert_eq!(c.call(&Request::Release), Response::Ok);
 }
+
+#[test]
+fn the_container_exit_ends_an_attach_with_its_record() {
+    let m = Mon::start(&["sh"], tty, &[]);
+    let mut a = m.connect();
+    assert_eq!(
+        a.call(&Request::Attach {
+            stdin: true,
+            detach_keys: None
+        }),
+        Response::Ok
+    );
+    assert_eq!(m.connect().call(&Request::Start), Response::Ok);
+    a.send(&Request::Input {
+        data: b"echo bye; exit 6\n".to_vec(),
+    });
+    loop {
+        match a.recv() {
+            Response::Output { .. } => continue,
+            Response::Exited(rec) => {
+                assert_eq!(rec.code, 6);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! `run -i/-t`, `attach` and `exec`: the terminal side of a session. The
+//! local terminal goes raw (through stty(1), so contctl needs no unsafe code)
+//! while attached with a tty; stdin is forwarded by a thread; output frames
+//! go to stdout and stderr.
+
+use std::io::{IsTerminal, Read, Write};
+use std::process::{Command, ExitCode, Stdio};
+
+use anyhow::bail;
+use proto::api::{Request, Response, Stream};
+
+use crate::client::{unexpected, Client, Sender};
+
+/// The local terminal's size (rows, columns), when stdin is a terminal.
+pub(crate) fn term_size() -> Option<(u16, u16)> {
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    let out = Command::new("stty")
+        .arg("size")
+        .stdin(Stdio::inherit())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace().map(|v| v.parse::<u16>().ok());
+    match (it.next()??, it.next()??) {
+        (0, _) | (_, 0) => None,
+        (r, c) => Some((r, c)),
+    }
+}
+
+/// Raw mode on the local terminal while it lives; restored on drop.
+struct Raw(Option<String>);
+
+impl Raw {
+    fn new(want: bool) -> Raw {
+        if !want || !std::io::stdin().is_terminal() {
+            return Raw(None);
+        }
+        let saved = Command::new("stty")
+            .arg("-g")
+            .stdin(Stdio::inherit())
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        let _ = Command::new("stty")
+            .args(["raw", "-echo"])
+            .stdin(Stdio::inherit())
+            .status();
+        Raw(saved)
+    }
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        if let Some(s) = &self.0 {
+            let _ = Command::new("stty").arg(s).stdin(Stdio::inherit()).status();
+        }
+    }
+}
+
+/// Parses docker's detach-keys syntax: comma-separated, `ctrl-X` or one
+/// character each ("ctrl-p,ctrl-q").
+pub(crate) fn parse_detach_keys(spec: &str) -> Result<Vec<u8>, String> {
+    if spec.is_empty() {
+        return Ok(Vec::new());
+    }
+    spec.split(',')
+        .map(|k| {
+            if let Some(c) = k.strip_prefix("ctrl-") {
+                match c.as_bytes() {
+                    [b] if b.is_ascii_alphabetic() => Ok(b.to_ascii_lowercase() & 0x1f),
+                    b"@" => Ok(0),
+                    b"[" => Ok(0x1b),
+                    b"\\" => Ok(0x1c),
+                    b"]" => Ok(0x1d),
+                    b"^" => Ok(0x1e),
+                    b"_" => Ok(0x1f),
+                    _ => Err(format!("bad detach key {k:?}")),
+                }
+            } else if k.len() == 1 {
+                Ok(k.as_bytes()[0])
+            } else {
+                Err(format!("bad detach key {k:?}"))
+            }
+        })
+        .collect()
+}
+
+/// Forwards stdin in a thread, as `Input` (attach) or `ExecInput` (exec:
+/// an empty one at end of input closes the process's stdin).
+fn forward_stdin(mut tx: Sender, exec: Option<u32>) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        let mut stdin = std::io::stdin();
+        loop {
+            let n = stdin.read(&mut buf).unwrap_or(0);
+            let data = buf[..n].to_vec();
+            let req = match exec {
+                Some(id) => Request::ExecInput { id, data },
+                None if n == 0 => return,
+                None => Request::Input { data },
+            };
+            if tx.send(&req).is_err() || n == 0 {
+                return;
+            }
+        }
+    });
+}
+
+fn write_out(stream: Stream, data: &[u8]) {
+    let _ = match stream {
+        Stream::Stdout => {
+            let mut o = std::io::stdout();
+            o.write_all(data).and_then(|()| o.flush())
+        }
+        Stream::Stderr => std::io::stderr().write_all(data),
+    };
+}
+
+/// The exit code of a shell for a container's code.
+pub(crate) fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(255))
+}
+
+/// Runs an attach session on `client` (already answered `Ok`) until the
+/// detach keys (exit 0) or the container's exit (its code).
+pub(crate) fn attach_session(
+    client: &mut Client,
+    stdin: bool,
+    tty: bool,
+) -> anyhow::Result<ExitCode> {
+    let _raw = Raw::new(tty && stdin);
+    if stdin {
+        forward_stdin(client.sender()?, None);
+    }
+    loop {
+        match client.next_response()? {
+            Response::Output { stream, data } => write_out(stream, &data),
+            Response::Detached => return Ok(ExitCode::SUCCESS),
+            Response::Exited(rec) => return Ok(exit_code(rec.code)),
+            other => return Err(unexpected(&other)),
+        }
+    }
+}
+
+/// Runs an exec session: its output until it exits; its code.
+pub(crate) fn exec_session(
+    client: &mut Client,
+    id: u32,
+    stdin: bool,
+    tty: bool,
+) -> anyhow::Result<ExitCode> {
+    let _raw = Raw::new(tty && stdin);
+    if stdin {
+        forward_stdin(client.sender()?, Some(id));
+    }
+    loop {
+        match client.next_response()? {
+            Response::ExecOutput { stream, data, .. } => write_out(stream, &data),
+            Response::ExecExited { code, .. } => return Ok(exit_code(code)),
+            Response::Exited(_) => bail!("the container exited"),
+            other => return Err(unexpected(&other)),
+        }
+    }
+}
