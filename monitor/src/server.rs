@@ -335,6 +335,7 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
         },
     );
     let oom_events = oom_eventfd(container.cgroup_path());
+    crate::sys::trim_heap();
     let mut m = Monitor {
         oom_events,
         oom_seen: false,
@@ -755,6 +756,7 @@ impl Monitor {
             let _ = write_durably(&self.state_dir, EXIT_FILE, &json);
         }
         self.exit = Some(record.clone());
+        crate::sys::trim_heap();
         self.linger_deadline = self.linger.map(|l| Instant::now() + l);
         // Waiters get the record; so do attached clients: their attach ends.
         for c in self.clients.iter_mut() {

@@ -90,3 +90,14 @@ pub(crate) fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: a new fd nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// Returns freed heap memory to the kernel (`malloc_trim(0)`): creating the
+/// container leaves ~0.5 MB of freed but resident heap behind, which would
+/// otherwise stay with the monitor for the container's whole life.
+pub(crate) fn trim_heap() {
+    // SAFETY: glibc's malloc_trim takes an integer and touches only the
+    // allocator's own state; the monitor is single-threaded.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
