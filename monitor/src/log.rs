@@ -266,8 +266,8 @@ impl LogWriter {
         self.batch.clear();
         self.batch_records = 0;
         // A flood leaves a big buffer; keep memory small between bursts.
-        if self.batch.capacity() > 256 * 1024 {
-            self.batch.shrink_to(64 * 1024);
+        if self.batch.capacity() > 64 * 1024 {
+            self.batch.shrink_to(16 * 1024);
         }
     }
 
