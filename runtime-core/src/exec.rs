@@ -116,6 +116,11 @@ impl Container {
             Some(p) => Some(sys::connect_unix(&p).ctx(|| format!("connect {}", p.display()))?),
             None => None,
         };
+        // Built here, loaded by the child.
+        let filter = match linux.seccomp() {
+            Some(s) => Some(crate::seccomp::prepare(s).map_err(Error::Exec)?),
+            None => None,
+        };
         let (parent_sock, child_sock) =
             sys::seqpacket_pair().ctx(|| "create sync socket".into())?;
         let stdio = [
@@ -139,7 +144,7 @@ impl Container {
                     process: &opts.process,
                     console: opts.console_socket.as_ref().map(|f| f.as_raw_fd()),
                     preserve_fds: opts.preserve_fds,
-                    seccomp: linux.seccomp().as_ref(),
+                    seccomp: linux.seccomp().as_ref().zip(filter.as_ref()),
                     listener,
                     state_json: &state_json,
                     cgroup_tasks: &tasks,
@@ -188,7 +193,7 @@ struct ChildArgs<'a> {
     process: &'a Process,
     console: Option<RawFd>,
     preserve_fds: u32,
-    seccomp: Option<&'a oci_spec::runtime::LinuxSeccomp>,
+    seccomp: Option<init::Seccomp<'a>>,
     listener: Option<OwnedFd>,
     state_json: &'a [u8],
     cgroup_tasks: &'a [std::ffi::CString],

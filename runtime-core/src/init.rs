@@ -401,7 +401,7 @@ fn setup(args: InitArgs<'_>) -> Result<std::convert::Infallible, String> {
     let program = prepare_process(
         process,
         args.extra_env,
-        linux.seccomp().as_ref(),
+        linux.seccomp().as_ref().zip(checked.seccomp.as_ref()),
         listener,
         &state_json,
         args.default_oom_score_adj,
@@ -433,16 +433,19 @@ fn setup(args: InitArgs<'_>) -> Result<std::convert::Infallible, String> {
 }
 
 /// A process ready to exec: credentials set, the rest prepared.
+/// A profile (for its listener metadata) and its filter, built before the
+/// clone.
+pub(crate) type Seccomp<'a> = (
+    &'a oci_spec::runtime::LinuxSeccomp,
+    &'a crate::seccomp::Filter,
+);
+
 pub(crate) struct Prepared<'a> {
     program: CString,
     argv: Vec<CString>,
     env: Vec<CString>,
     /// Seccomp still to load, right before execve.
-    seccomp: Option<(
-        &'a oci_spec::runtime::LinuxSeccomp,
-        Option<OwnedFd>,
-        Vec<u8>,
-    )>,
+    seccomp: Option<(Seccomp<'a>, Option<OwnedFd>, Vec<u8>)>,
 }
 
 impl Prepared<'_> {
@@ -463,11 +466,11 @@ impl Prepared<'_> {
 }
 
 fn load_seccomp(
-    s: &oci_spec::runtime::LinuxSeccomp,
+    (s, filter): Seccomp<'_>,
     listener: Option<OwnedFd>,
     state_json: &[u8],
 ) -> Result<(), String> {
-    let notify = crate::seccomp::apply(s)?;
+    let notify = filter.load()?;
     if let (Some(fd), Some(sock)) = (notify, listener) {
         let mut state: serde_json::Value = serde_json::from_slice(state_json).unwrap_or_default();
         state["status"] = "running".into();
@@ -491,7 +494,7 @@ fn load_seccomp(
 pub(crate) fn prepare_process<'a>(
     process: &Process,
     extra_env: &[String],
-    seccomp: Option<&'a oci_spec::runtime::LinuxSeccomp>,
+    seccomp: Option<Seccomp<'a>>,
     listener: Option<OwnedFd>,
     state_json: &[u8],
     oom_default: Option<i32>,

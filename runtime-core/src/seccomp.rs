@@ -156,9 +156,10 @@ impl From<BuildError> for SpecError {
     }
 }
 
-/// A filter built from a profile, not loaded yet.
+/// A filter built from a profile, not loaded yet. Built once, before the
+/// clone; the child only loads it.
 #[derive(Debug)]
-struct Filter {
+pub(crate) struct Filter {
     ctx: ScmpFilterContext,
     /// Some rule uses `SCMP_ACT_NOTIFY`.
     notify: bool,
@@ -167,11 +168,16 @@ struct Filter {
 /// Checks a profile before anything is created. Errors name the JSON path,
 /// e.g. "linux.seccomp.syscalls[3].action".
 ///
-/// The filter is built in full with this host's libseccomp and dropped, so
-/// everything [`apply`] would refuse is refused here.
-pub(crate) fn validate(s: &LinuxSeccomp) -> Result<(), SpecError> {
-    build(s)?;
-    Ok(())
+/// The filter is built in full with this host's libseccomp, so everything
+/// loading would refuse is refused here; the caller keeps it and init
+/// loads it ([`Filter::load`]).
+pub(crate) fn validate(s: &LinuxSeccomp) -> Result<Filter, SpecError> {
+    Ok(build(s)?)
+}
+
+/// Builds the filter of a profile already validated (for `exec`).
+pub(crate) fn prepare(s: &LinuxSeccomp) -> Result<Filter, String> {
+    build(s).map_err(|e| format!("seccomp profile: {e}"))
 }
 
 /// Builds and loads the filter into the calling thread/process. Called in
@@ -184,9 +190,18 @@ pub(crate) fn validate(s: &LinuxSeccomp) -> Result<(), SpecError> {
 ///
 /// Without `no_new_privs` the kernel only lets a process holding
 /// CAP_SYS_ADMIN load a filter.
+#[cfg(test)]
 pub(crate) fn apply(s: &LinuxSeccomp) -> Result<Option<OwnedFd>, String> {
-    let filter = build(s).map_err(|e| format!("seccomp profile: {e}"))?;
-    load(&filter)
+    prepare(s)?.load()
+}
+
+impl Filter {
+    /// Loads the filter into the calling process; returns its notify fd if
+    /// it has one. Without `no_new_privs` the kernel only lets a process
+    /// holding CAP_SYS_ADMIN load a filter.
+    pub(crate) fn load(&self) -> Result<Option<OwnedFd>, String> {
+        load(self)
+    }
 }
 
 /// Loads a built filter; returns its notify fd if it has one.
@@ -1469,7 +1484,7 @@ mod tests {
 
     fn validate_err(v: Value) -> String {
         match validate(&profile(v)) {
-            Ok(()) => panic!("profile accepted"),
+            Ok(_) => panic!("profile accepted"),
             Err(e) => e.to_string(),
         }
     }

@@ -58,6 +58,8 @@ pub(crate) struct Checked {
     pub cgroup_path: String,
     /// What was left out with a warning (unknown capability names).
     pub warnings: Vec<String>,
+    /// The seccomp filter, built while validating; init loads it.
+    pub seccomp: Option<crate::seccomp::Filter>,
 }
 
 /// Parses a spec, leaving out capability names this oci-spec does not know
@@ -242,9 +244,10 @@ fn check(spec: Spec, bundle: &Path, id: &str) -> Result<Checked, SpecError> {
             }
         }
     }
-    if let Some(s) = linux.seccomp() {
-        crate::seccomp::validate(s)?;
-    }
+    let seccomp = match linux.seccomp() {
+        Some(s) => Some(crate::seccomp::validate(s)?),
+        None => None,
+    };
     for (key, _) in linux.sysctl().iter().flatten() {
         sysctl_allowed(key, &ns)?;
     }
@@ -303,6 +306,7 @@ fn check(spec: Spec, bundle: &Path, id: &str) -> Result<Checked, SpecError> {
         cgroup_path,
         spec,
         warnings: Vec::new(),
+        seccomp,
     })
 }
 
