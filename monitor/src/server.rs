@@ -652,10 +652,13 @@ impl Monitor {
                 }
                 Ok(n) => {
                     self.log.feed(stream, &buf[..n]);
-                    self.broadcast(&Response::Output {
-                        stream: wire,
-                        data: buf[..n].to_vec(),
-                    });
+                    // No copy, no frame for nobody: this is the log's path.
+                    if self.clients.iter().any(|c| c.attached) {
+                        self.broadcast(&Response::Output {
+                            stream: wire,
+                            data: buf[..n].to_vec(),
+                        });
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

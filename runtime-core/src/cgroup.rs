@@ -7,7 +7,6 @@ use cgroups_rs::fs::freezer::FreezerController;
 use cgroups_rs::fs::{hierarchies, Cgroup};
 use cgroups_rs::manager::{FsManager, Manager};
 use cgroups_rs::CgroupPid;
-use cgroups_rs::FreezerState;
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxResources};
 
 use crate::error::{CgroupError, SpecError};
@@ -178,15 +177,18 @@ pub(crate) fn existing_task_files(path: &str) -> Vec<std::ffi::CString> {
     task_files(&Cgroup::load(hierarchies::auto(), path))
 }
 
-/// Moves `pid` into the cgroup `path` from outside. On v1 the kernel makes
+/// Moves `pid` into the existing cgroup `path` from outside. On v1 the kernel makes
 /// the first such move after idle wait for an RCU grace period (5–20 ms
 /// here); [`join_self`] avoids that where it can.
 ///
 /// # Errors
 /// If the move fails.
 pub(crate) fn attach(path: &str, pid: i32) -> Result<(), CgroupError> {
-    Cgroup::load(hierarchies::auto(), path)
-        .add_task_by_tgid(CgroupPid::from(pid as u64))
+    let cg = Cgroup::load(hierarchies::auto(), path);
+    if !cg.exists() {
+        return Err(err(path, "does not exist"));
+    }
+    cg.add_task_by_tgid(CgroupPid::from(pid as u64))
         .map_err(|e| err(path, format!("move pid {pid}: {e}")))
 }
 
@@ -200,19 +202,6 @@ pub(crate) fn join_self(tasks: &[std::ffi::CString]) -> Result<(), String> {
             .map_err(|e| format!("join cgroup {}: {e}", t.to_string_lossy()))?;
     }
     Ok(())
-}
-
-/// Moves `pid` into the existing cgroup `path` (for `exec`).
-///
-/// # Errors
-/// If the cgroup is gone or the move fails.
-pub(crate) fn join(path: &str, pid: i32) -> Result<(), CgroupError> {
-    let cg = Cgroup::load(hierarchies::auto(), path);
-    if !cg.exists() {
-        return Err(err(path, "does not exist"));
-    }
-    cg.add_task_by_tgid(CgroupPid::from(pid as u64))
-        .map_err(|e| err(path, format!("move pid {pid}: {e}")))
 }
 
 /// Pids of the processes in the cgroup.
@@ -252,13 +241,19 @@ pub fn set_frozen(path: &str, frozen: bool) -> Result<(), CgroupError> {
     Ok(())
 }
 
-/// Whether the cgroup is frozen.
+/// Whether the cgroup is frozen. Read straight from the freezer file (as
+/// [`oom_kill_count`] reads its counter): this runs on every status, and
+/// loading the cgroup through cgroups-rs parses the mount table each time.
 pub fn is_frozen(path: &str) -> bool {
-    let cg = Cgroup::load(hierarchies::auto(), path);
-    let Some(f) = cg.controller_of::<FreezerController>() else {
-        return false;
+    let (file, frozen) = if is_v2() {
+        (format!("/sys/fs/cgroup/{path}/cgroup.freeze"), "1")
+    } else {
+        (
+            format!("/sys/fs/cgroup/freezer/{path}/freezer.state"),
+            "FROZEN",
+        )
     };
-    matches!(f.state(), Ok(FreezerState::Frozen))
+    std::fs::read_to_string(file).is_ok_and(|s| s.trim() == frozen)
 }
 
 /// Resource usage of a container, for the supervisor and `contd-runtime

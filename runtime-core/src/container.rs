@@ -514,6 +514,15 @@ fn pending_error(sock: BorrowedFd<'_>) -> Option<String> {
     (n > 0 && buf[0] == tag::ERROR).then(|| String::from_utf8_lossy(&buf[1..n]).into_owned())
 }
 
+/// If init failed already, its own message is the one to report rather
+/// than `e`, which its death caused.
+fn init_error_or(sock: BorrowedFd<'_>, e: Error) -> Error {
+    match pending_error(sock) {
+        Some(msg) => Error::Init(msg),
+        None => e,
+    }
+}
+
 fn write_id_map(
     pid: i32,
     file: &str,
@@ -632,13 +641,8 @@ fn create_inner(
         sys::send(parent_sock.as_fd(), &[tag::MAPPED]).ctx(|| "release init".into())?;
     }
     if !self_join {
-        cgroup::attach(&checked.cgroup_path, pid).map_err(|e| {
-            match pending_error(parent_sock.as_fd()) {
-                // Init failed already: its own message is the one to report.
-                Some(msg) => Error::Init(msg),
-                None => e.into(),
-            }
-        })?;
+        cgroup::attach(&checked.cgroup_path, pid)
+            .map_err(|e| init_error_or(parent_sock.as_fd(), e.into()))?;
     }
 
     let created = state::rfc3339_nanos(state::now_nanos());
@@ -657,10 +661,7 @@ fn create_inner(
     go.extend(serde_json::to_vec(&oci).unwrap_or_default());
     sys::send(parent_sock.as_fd(), &go)
         .ctx(|| "release init".into())
-        .map_err(|e| match pending_error(parent_sock.as_fd()) {
-            Some(msg) => Error::Init(msg),
-            None => e,
-        })?;
+        .map_err(|e| init_error_or(parent_sock.as_fd(), e))?;
     let mut buf = vec![0u8; 65536];
     loop {
         let n = sys::recv(parent_sock.as_fd(), &mut buf).ctx(|| "wait for init".into())?;

@@ -163,7 +163,7 @@ impl Container {
             e
         };
         if tasks.is_empty() {
-            cgroup::join(self.cgroup_path(), child).map_err(|e| kill_child(e.into()))?;
+            cgroup::attach(self.cgroup_path(), child).map_err(|e| kill_child(e.into()))?;
         }
         sys::send(parent_sock.as_fd(), &[tag::GO])
             .ctx(|| "release exec process".into())
