@@ -1097,11 +1097,7 @@ impl Monitor {
         };
         process.set_args(Some(req.args.clone()));
         let mut env = process.env().clone().unwrap_or_default();
-        for kv in &req.env {
-            let key = kv.split('=').next().unwrap_or("");
-            env.retain(|e| e.split('=').next() != Some(key));
-            env.push(kv.clone());
-        }
+        runtime_core::merge_env(&mut env, &req.env);
         process.set_env(Some(env));
         if let Some(cwd) = &req.cwd {
             process.set_cwd(cwd.into());

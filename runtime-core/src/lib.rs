@@ -52,3 +52,13 @@ pub use state::{now_nanos, rfc3339_nanos, OciState, Persisted, OCI_VERSION};
 pub use sys::{
     get_winsize, pidfd_open, pidfd_send_signal, process_start_time, set_winsize, wait_exit,
 };
+
+/// `process.env` with `extra` `KEY=VALUE` entries set: an entry replaces
+/// the one of the same key (as `exec -e` does in runc and docker).
+pub fn merge_env(env: &mut Vec<String>, extra: &[String]) {
+    for kv in extra {
+        let key = kv.split('=').next().unwrap_or("");
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.clone());
+    }
+}

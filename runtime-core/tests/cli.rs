@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod common;
+use common::busybox_rootfs;
+
 const BIN: &str = env!("CARGO_BIN_EXE_contd-runtime");
 
 /// How long one CLI invocation may take before the test gives up on it.
@@ -39,24 +42,6 @@ fn require_root() {
         unsafe { libc::geteuid() } == 0,
         "the contd-runtime CLI tests need root (run them as root, as CI does)"
     );
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .expect("repo root")
-}
-
-/// The shared busybox rootfs (read-only use only).
-fn busybox_rootfs() -> PathBuf {
-    let p = repo_root().join("target/rootfs");
-    assert!(
-        p.join("bin/busybox").exists(),
-        "{} is missing: run scripts/setup.sh to build the busybox rootfs",
-        p.display()
-    );
-    p
 }
 
 /// Every cgroup hierarchy mounted under /sys/fs/cgroup (v1 controllers,

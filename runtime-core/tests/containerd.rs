@@ -7,16 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+mod common;
+
 fn rootfs() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/rootfs")
-        .canonicalize()
-        .unwrap_or_default();
-    assert!(
-        p.join("bin/busybox").exists(),
-        "target/rootfs is missing: run scripts/setup.sh"
-    );
-    p
+    common::busybox_rootfs()
 }
 
 /// A containerd of our own, stopped and wiped on drop.

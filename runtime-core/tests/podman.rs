@@ -10,19 +10,10 @@ fn runtime() -> &'static str {
     env!("CARGO_BIN_EXE_contd-runtime")
 }
 
+mod common;
+
 fn rootfs() -> PathBuf {
-    // Canonical: podman 4.3 turns /dev of a rootfs path holding ".." into
-    // a mount destination under that path.
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/rootfs")
-        .canonicalize()
-        .unwrap_or_default();
-    assert!(
-        p.join("bin/busybox").exists(),
-        "{} is missing: run scripts/setup.sh",
-        p.display()
-    );
-    p
+    common::busybox_rootfs()
 }
 
 fn podman(args: &[&str]) -> (i32, String, String) {

@@ -41,6 +41,11 @@ pub fn bin_dir() -> PathBuf {
     dir
 }
 
+/// Whether `pid` names a living process (not a zombie).
+pub fn pid_alive(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
 /// Fails loudly rather than skipping when not root.
 pub fn require_root() {
     assert!(

@@ -3,14 +3,7 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use contd_tests::TestEnv;
-
-fn pid_alive(pid: i64) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
-        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| !s.contains(") Z "))
-            .unwrap_or(false)
-}
+use contd_tests::{pid_alive, TestEnv};
 
 #[test]
 fn run_then_ps_shows_it_running_and_logs_show_its_output() {

@@ -3,11 +3,7 @@
 
 use std::time::Duration;
 
-use contd_tests::TestEnv;
-
-fn pid_alive(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
-}
+use contd_tests::{pid_alive, TestEnv};
 
 fn has_cap_sys_resource() -> bool {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();

@@ -496,11 +496,7 @@ fn exec_process(c: &Container, a: &ExecArgs) -> Res<oci_spec::runtime::Process> 
         p.set_cwd(cwd.clone());
     }
     let mut env = p.env().clone().unwrap_or_default();
-    for kv in &a.env {
-        let key = kv.split('=').next().unwrap_or("");
-        env.retain(|e| e.split('=').next() != Some(key));
-        env.push(kv.clone());
-    }
+    runtime_core::merge_env(&mut env, &a.env);
     p.set_env(Some(env));
     let mut user = p.user().clone();
     if let Some(u) = &a.user {
