@@ -115,20 +115,28 @@ impl LogWriter {
     ///
     /// # Errors
     /// If the file cannot be opened.
+    #[cfg(test)]
     pub(crate) fn open(path: &Path, limits: LogLimits) -> io::Result<Self> {
-        let file = open_append(path)?;
-        let meta = file.metadata()?;
+        Ok(Self::from_file(path, open_append(path)?, limits))
+    }
+
+    /// A writer on `file`, opened for appending at `path` (see
+    /// [`open_append`]); the size counter starts from the file's size.
+    pub(crate) fn from_file(path: &Path, file: File, limits: LogLimits) -> Self {
+        let (len, is_file) = file
+            .metadata()
+            .map_or((0, false), |m| (m.len(), m.is_file()));
         let limits = LogLimits {
             max_files: limits.max_files.max(1),
             ..limits
         };
-        Ok(LogWriter {
+        LogWriter {
             path: path.to_path_buf(),
             limits,
             file,
-            size: meta.len(),
+            size: len,
             rotate_at: limits.max_size,
-            rotatable: meta.is_file() && path.file_name().is_some(),
+            rotatable: is_file && path.file_name().is_some(),
             renamed: false,
             torn: false,
             pending: [Vec::new(), Vec::new()],
@@ -138,7 +146,7 @@ impl LogWriter {
             error: None,
             dropped_records: 0,
             dropped_bytes: 0,
-        })
+        }
     }
 
     /// Takes a chunk read from a stream and writes every complete line.
@@ -392,8 +400,9 @@ impl LogWriter {
     }
 }
 
-/// Opens `path` for appending, creating it (mode 0640) if needed.
-fn open_append(path: &Path) -> io::Result<File> {
+/// Opens `path` for appending, creating it (mode 0640) if needed;
+/// close-on-exec.
+pub(crate) fn open_append(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .create(true)

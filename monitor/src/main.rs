@@ -6,7 +6,9 @@
 //! is connected. It is single-threaded: one poll loop, no async runtime.
 //!
 //! Usage: `contd-monitor --state-dir DIR --log-path FILE --id ID --sync-fd N
-//! [--linger SECS] [--stdin] [--log-max-size BYTES] [--log-max-files N]`. A terminal (`process.terminal` in the
+//! [--linger SECS] [--stdin] [--log-max-size BYTES] [--log-max-files N]`.
+//! Once the container is created the monitor re-executes itself with
+//! `--adopt FDS` in place of `--sync-fd` (see [`handover`]). A terminal (`process.terminal` in the
 //! bundle's config.json) gets a pty whose master the monitor holds.
 //! The bundle is `DIR/bundle`; runtime-core keeps its state in `DIR/runtime`.
 //! On fd N the monitor writes one [`proto::monitor::Ready`] frame.
@@ -17,11 +19,15 @@
 //! # Layout
 //!
 //! - `main`: arguments and daemonizing.
+//! - `handover`: the re-exec after create, for a lean serving process.
 //! - `server`: the poll loop, clients, init's exit and the exit record.
 //! - `log`: the CRI log writer.
+//! - `oom`: live OOM-kill notifications (cgroup v1 eventfd, v2 inotify).
 //! - `sys`: the few raw system calls.
 
+mod handover;
 mod log;
+mod oom;
 mod server;
 mod sys;
 
@@ -39,6 +45,7 @@ pub(crate) struct Args {
     pub state_dir: PathBuf,
     pub log_path: PathBuf,
     pub id: String,
+    /// Where to report `Ready` (not with `--adopt`).
     pub sync_fd: i32,
     /// After the container exits, release it by ourselves after this long
     /// if no supervisor did (`None`: wait for a supervisor forever).
@@ -48,6 +55,9 @@ pub(crate) struct Args {
     pub stdin: bool,
     /// Rotation of the log (`--log-max-size`, `--log-max-files`).
     pub log_limits: LogLimits,
+    /// `--adopt`: the monitor re-executed itself after creating the
+    /// container (see [`handover`]); these are the fds it kept.
+    pub adopt: Option<handover::Adopt>,
 }
 
 /// Reads the arguments (without the program name).
@@ -56,6 +66,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let (mut state_dir, mut log_path, mut id, mut sync_fd) = (None, None, None, None);
     let mut linger = None;
     let mut stdin = false;
+    let mut adopt = None;
     let mut log_limits = LogLimits::default();
     while let Some(flag) = it.next() {
         if flag == "--stdin" {
@@ -67,6 +78,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--state-dir" => state_dir = Some(PathBuf::from(value)),
             "--log-path" => log_path = Some(PathBuf::from(value)),
             "--id" => id = Some(value),
+            "--adopt" => adopt = Some(handover::Adopt::parse(&value)?),
             "--sync-fd" => sync_fd = Some(value.parse().map_err(|_| "bad --sync-fd")?),
             "--log-max-size" => {
                 log_limits.max_size = value
@@ -94,10 +106,16 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         state_dir: state_dir.ok_or("--state-dir is required")?,
         log_path: log_path.ok_or("--log-path is required")?,
         id: id.ok_or("--id is required")?,
-        sync_fd: sync_fd.ok_or("--sync-fd is required")?,
+        sync_fd: match (sync_fd, &adopt) {
+            (Some(fd), None) => fd,
+            (None, Some(_)) => -1,
+            (None, None) => return Err("--sync-fd is required".into()),
+            (Some(_), Some(_)) => return Err("--sync-fd and --adopt exclude each other".into()),
+        },
         linger,
         stdin,
         log_limits,
+        adopt,
     })
 }
 
@@ -109,6 +127,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(adopt) = args.adopt.clone() {
+        // Already detached: this is the monitor itself, re-executed.
+        sys::exit_now(match server::adopt(args, &adopt) {
+            Ok(()) => 0,
+            Err(()) => 1,
+        });
+    }
     let sync = match sys::adopt_fd(args.sync_fd) {
         Ok(fd) => fd,
         Err(e) => {

@@ -23,6 +23,7 @@ use proto::monitor::{ExecRequest, MonitorState, Ready, Request, Response};
 use proto::{ErrorKind, ErrorReply, ExitRecord, FrameError, Hello, Status};
 use runtime_core::{Container, CreateOptions, Stdio};
 
+use crate::handover::Handover;
 use crate::log::{LogWriter, Stream};
 use crate::Args;
 
@@ -83,9 +84,9 @@ struct Monitor {
     drain_deadline: Option<Instant>,
     exit: Option<ExitRecord>,
     released: bool,
-    /// cgroup v1 OOM notifications (eventfd registered on
-    /// `memory.oom_control`); `None` on v2, where `memory.events` is read.
-    oom_events: Option<std::fs::File>,
+    /// Live OOM notifications (see [`crate::oom`]); `None` when they could
+    /// not be set up, or once the cgroup is gone.
+    oom_events: Option<crate::oom::OomWatch>,
     /// An OOM event was seen while the container ran.
     oom_seen: bool,
     /// How long to stay after the exit record is written, if no
@@ -127,22 +128,6 @@ enum Slot {
     Stdin,
     Client(usize),
     ExecOutput(usize, usize),
-}
-
-/// Registers an eventfd for OOM notifications of the cgroup v1 memory
-/// controller of `cgroup_path` (`cgroup.event_control`).
-fn oom_eventfd(cgroup_path: &str) -> Option<std::fs::File> {
-    if runtime_core::cgroup_v2() {
-        return None;
-    }
-    let dir = Path::new("/sys/fs/cgroup/memory").join(cgroup_path);
-    let control = std::fs::File::open(dir.join("memory.oom_control")).ok()?;
-    let efd = crate::sys::eventfd().ok()?;
-    use std::os::fd::AsRawFd;
-    let line = format!("{} {}", efd.as_raw_fd(), control.as_raw_fd());
-    std::fs::write(dir.join("cgroup.event_control"), line).ok()?;
-    // The kernel holds its own reference to the control file now.
-    Some(std::fs::File::from(efd))
 }
 
 fn report(sync: OwnedFd, ready: &Ready) {
@@ -219,19 +204,14 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
             return failed(sync, format!("listen on {SOCKET}: {e}"));
         }
     };
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGCHLD);
-    let sigfd = match mask
-        .thread_block()
-        .and_then(|()| SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC))
-    {
-        Ok(s) => s,
-        Err(e) => {
-            cleanup_files();
-            return failed(sync, format!("signalfd: {e}"));
-        }
-    };
-    let log = match LogWriter::open(&args.log_path, args.log_limits) {
+    // SIGCHLD stays blocked from here on, across the re-exec: an early
+    // exit of init is a pending signal that the serving loop's signalfd
+    // reads, never lost.
+    if let Err(e) = block_sigchld() {
+        cleanup_files();
+        return failed(sync, format!("block SIGCHLD: {e}"));
+    }
+    let log = match crate::log::open_append(&args.log_path) {
         Ok(l) => l,
         Err(e) => {
             cleanup_files();
@@ -316,11 +296,8 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
         },
         None => None,
     };
-    let (outputs, stdin) = match &tty {
-        Some(m) => {
-            drop((out_r, err_r));
-            ([m.try_clone().ok(), None], m.try_clone().ok())
-        }
+    let (outputs, stdin) = match tty {
+        Some(_) => ([None, None], None),
         None => (
             [Some(out_r), Some(err_r)],
             stdin_w.and_then(|w| nonblocking(OwnedFd::from(w)).ok()),
@@ -334,7 +311,83 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
             monitor_pid: pid,
         },
     );
-    let oom_events = oom_eventfd(container.cgroup_path());
+    let h = Handover {
+        listener,
+        log,
+        outputs,
+        stdin,
+        tty,
+        init_pid,
+        created_at: proto::time::now_nanos(),
+    };
+    // Returns only if the re-exec failed: then this process serves.
+    let _ = crate::handover::exec_self(&args, &h);
+    serve(args, Some(container), h)
+}
+
+fn block_sigchld() -> nix::Result<SigSet> {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.thread_block()?;
+    Ok(mask)
+}
+
+/// The serving process after the re-exec (see [`crate::handover`]): takes
+/// over the fds, finds the container again and serves it.
+pub(crate) fn adopt(args: Args, a: &crate::handover::Adopt) -> Result<(), ()> {
+    let h = match crate::handover::take(a) {
+        Ok(h) => h,
+        // Nothing to serve with; the supervisor sees the monitor gone.
+        Err(_) => return Err(()),
+    };
+    // Already true of this process before the exec; cheap to be sure.
+    crate::sys::ignore_sigpipe();
+    let _ = crate::sys::set_subreaper();
+    let container = match Container::load(&args.state_dir.join("runtime")) {
+        Ok(c) => Some(c),
+        Err(_) => {
+            // Cannot happen short of the state dir vanishing: without its
+            // state the container cannot be run, so end it; its exit is
+            // recorded as any other.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(h.init_pid), Signal::SIGKILL);
+            None
+        }
+    };
+    serve(args, container, h)
+}
+
+/// Runs the poll loop for a created container until a supervisor releases it.
+fn serve(args: Args, container: Option<Container>, h: Handover) -> Result<(), ()> {
+    let sigfd = match block_sigchld().and_then(|mask| {
+        SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+    }) {
+        Ok(s) => s,
+        // No way to learn of init's exit: end the container rather than
+        // serve it blind (a supervisor sees the monitor gone).
+        Err(_) => {
+            if let Some(c) = container {
+                let _ = c.delete(true);
+            }
+            let _ = std::fs::remove_file(SOCKET);
+            let _ = std::fs::remove_file(PID_FILE);
+            return Err(());
+        }
+    };
+    let log = LogWriter::from_file(&args.log_path, h.log, args.log_limits);
+    let (outputs, stdin) = match &h.tty {
+        Some(m) => ([m.try_clone().ok(), None], m.try_clone().ok()),
+        None => {
+            let [o, e] = h.outputs;
+            ([o, e], h.stdin)
+        }
+    };
+    let cgroup_path = container
+        .as_ref()
+        .map(|c| c.cgroup_path().to_string())
+        .unwrap_or_default();
+    let oom_events = container
+        .as_ref()
+        .and_then(|c| crate::oom::OomWatch::register(c.cgroup_path()));
     crate::sys::trim_heap();
     let mut m = Monitor {
         oom_events,
@@ -342,29 +395,32 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
         linger: args.linger,
         linger_deadline: None,
         state_dir: args.state_dir.clone(),
-        cgroup_path: container.cgroup_path().to_string(),
-        container: Some(container),
+        cgroup_path,
+        container,
         log,
         log_path: args.log_path.display().to_string(),
         outputs,
-        tty,
+        tty: h.tty,
         stdin,
         stdin_pending: Vec::new(),
         kill_deadline: None,
         execs: Vec::new(),
         next_exec: 1,
         next_client: 1,
-        listener,
+        listener: h.listener,
         sigfd,
         clients: Vec::new(),
-        created_at: proto::time::now_nanos(),
+        created_at: h.created_at,
         started_at: None,
-        init_pid,
+        init_pid: h.init_pid,
         reaped: None,
         drain_deadline: None,
         exit: None,
         released: false,
     };
+    // An exit before the signalfd existed is a pending signal it reports;
+    // look once anyway.
+    m.reap();
     m.run();
     Ok(())
 }
@@ -446,7 +502,7 @@ impl Monitor {
         }
         if let Some(f) = &self.oom_events {
             slots.push(Slot::Oom);
-            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(f.fd(), PollFlags::POLLIN));
         }
         if let (Some(f), false) = (&self.stdin, self.stdin_pending.is_empty()) {
             slots.push(Slot::Stdin);
@@ -590,15 +646,14 @@ impl Monitor {
     }
 
     fn read_oom_event(&mut self) {
-        let Some(f) = self.oom_events.as_mut() else {
+        use crate::oom::Event;
+        let Some(w) = self.oom_events.as_mut() else {
             return;
         };
-        let mut count = [0u8; 8];
-        match f.read(&mut count) {
-            Ok(8) => self.oom_seen = true,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            // The cgroup is gone (eventfd signalled at removal) or broken.
-            _ => self.oom_events = None,
+        match w.read() {
+            Event::Oom => self.oom_seen = true,
+            Event::Nothing => {}
+            Event::Gone => self.oom_events = None,
         }
     }
 

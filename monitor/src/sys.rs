@@ -101,3 +101,26 @@ pub(crate) fn trim_heap() {
         libc::malloc_trim(0);
     }
 }
+
+/// Sets or clears `FD_CLOEXEC` on `fd`.
+///
+/// # Errors
+/// If `fd` is not open.
+pub(crate) fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
+    let flag = if on { libc::FD_CLOEXEC } else { 0 };
+    // SAFETY: F_SETFD changes only the descriptor's flags, on an fd number
+    // the caller holds.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, flag) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Closes the fds `first..=last` (nothing if `first > last`).
+pub(crate) fn close_range(first: RawFd, last: RawFd) {
+    if first > last || first < 0 {
+        return;
+    }
+    // SAFETY: integer arguments only; the caller owns nothing in the range.
+    unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0) };
+}

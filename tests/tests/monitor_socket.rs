@@ -12,6 +12,9 @@ use proto::api::Stream;
 use proto::monitor::{ExecRequest, Ready, Request, Response};
 use proto::{ErrorKind, Hello};
 
+/// The name of a file every hand-started monitor inherits an fd of.
+const LEAKED: &str = "leaked-fd";
+
 static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A monitor started by hand on a bundle of ours; killed and cleaned up on
@@ -49,6 +52,10 @@ impl Mon {
         let log = dir.path().join("c.log");
         let (r, w) = nix::unistd::pipe().unwrap();
         let wfd = std::os::fd::AsRawFd::as_raw_fd(&w);
+        // An fd contd would never hand over, left open across the exec as a
+        // careless parent would: the monitor must not keep it.
+        let leak = std::fs::File::create(dir.path().join(LEAKED)).unwrap();
+        let leak_fd = std::os::fd::AsRawFd::as_raw_fd(&leak);
         let mut cmd = Command::new(contd_tests::bin_dir().join("contd-monitor"));
         cmd.arg("--state-dir")
             .arg(&state)
@@ -59,14 +66,14 @@ impl Mon {
         // SAFETY: dup2 only, between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::dup2(wfd, 3) < 0 {
+                if libc::dup2(wfd, 3) < 0 || libc::dup2(leak_fd, 9) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
             });
         }
         let mut child = cmd.spawn().unwrap();
-        drop(w);
+        drop((w, leak));
         let ready: Ready = proto::read_frame(&mut std::fs::File::from(r)).unwrap();
         let _ = child.wait();
         let Ready::Created { pid, monitor_pid } = ready else {
@@ -249,6 +256,84 @@ fn terminal_attach_detach_resize_and_the_session_lives_on() {
         other => panic!("resize after exit: {other:?}"),
     }
     assert_eq!(s.call(&Request::Release), Response::Ok);
+}
+
+/// Where each of `pid`'s fds points.
+fn fd_targets(pid: i32) -> Vec<(i32, String)> {
+    let mut fds: Vec<(i32, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let n = e.file_name().to_string_lossy().parse().unwrap();
+            let t = std::fs::read_link(e.path()).unwrap_or_default();
+            (n, t.display().to_string())
+        })
+        .collect();
+    fds.sort();
+    fds
+}
+
+#[test]
+fn the_monitor_reexecs_itself_with_only_its_own_fds() {
+    let m = Mon::start(&["sh", "-c", "echo started; sleep 1000"], |_| {}, &[]);
+    // Once it answers, the pid contd was told is the serving process: the
+    // creating image re-executed itself in place, with --adopt.
+    let mut c = m.connect();
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", m.monitor)).unwrap();
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert!(args.iter().any(|a| a == "--adopt"), "{args:?}");
+    assert!(!args.iter().any(|a| a == "--sync-fd"), "{args:?}");
+    let fds = fd_targets(m.monitor);
+    for (n, target) in &fds {
+        assert!(!target.contains(LEAKED), "inherited fd kept: {fds:?}");
+        if *n <= 2 {
+            assert_eq!(target, "/dev/null", "{fds:?}");
+        }
+    }
+    // Listener and our connection, log, two output pipes, signalfd, init's
+    // pidfd, OOM eventfd.
+    let kinds = |k: &str| fds.iter().filter(|(_, t)| t.contains(k)).count();
+    assert_eq!(kinds("socket:"), 2, "{fds:?}");
+    assert_eq!(kinds("pipe:"), 2, "{fds:?}");
+    assert_eq!(kinds("[signalfd]"), 1, "{fds:?}");
+    assert_eq!(kinds("[pidfd]"), 1, "{fds:?}");
+    assert_eq!(
+        fds.iter()
+            .filter(|(_, t)| t == &m.log.display().to_string())
+            .count(),
+        1,
+        "{fds:?}"
+    );
+    assert!(fds.len() <= 11, "{fds:?}");
+    // And it serves: start, output in the log, the init it created.
+    assert_eq!(c.call(&Request::Start), Response::Ok);
+    match c.call(&Request::State) {
+        Response::State(s) => {
+            assert_eq!(s.pid, Some(m.init));
+            assert_eq!(s.monitor_pid, m.monitor);
+        }
+        other => panic!("state: {other:?}"),
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !m.log_text().contains("started") {
+        assert!(Instant::now() < deadline, "log: {}", m.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // init is still the monitor's child: its parent pid is the monitor.
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", m.init)).unwrap();
+    let ppid: i32 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(ppid, m.monitor);
 }
 
 #[test]
