@@ -24,6 +24,8 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub(crate) struct Client {
     stream: UnixStream,
+    /// The protocol version agreed on with contd.
+    version: u16,
 }
 
 impl Client {
@@ -35,7 +37,7 @@ impl Client {
     pub(crate) fn connect(path: &Path) -> anyhow::Result<Self> {
         let stream = connect_socket(path)
             .with_context(|| format!("connect to contd at {}", path.display()))?;
-        let mut client = Self { stream };
+        let mut client = Self { stream, version: 0 };
         client.hello().context("hello to contd")?;
         Ok(client)
     }
@@ -77,8 +79,14 @@ impl Client {
                 PROTOCOL_VERSION
             );
         }
+        self.version = theirs.protocol.min(PROTOCOL_VERSION);
         self.stream.set_read_timeout(None)?;
         Ok(())
+    }
+
+    /// Whether contd agreed on a protocol that has `req`.
+    pub(crate) fn speaks(&self, req: &Request) -> bool {
+        req.since() <= self.version
     }
 
     /// Sends `req` and reads the first response to it.
@@ -87,6 +95,13 @@ impl Client {
     /// I/O or framing failure, or contd's [`Response::Error`] (an
     /// [`proto::ErrorReply`] whose message is shown as is).
     pub(crate) fn request(&mut self, req: &Request) -> anyhow::Result<Response> {
+        if !self.speaks(req) {
+            bail!(
+                "contd speaks protocol {}; this request needs {} (a newer contd)",
+                self.version,
+                req.since()
+            );
+        }
         proto::write_frame(&mut self.stream, req).context("send request to contd")?;
         self.next_response()
     }
@@ -153,6 +168,7 @@ pub(crate) fn unexpected(resp: &Response) -> anyhow::Error {
         Response::ExecOutput { .. } => "ExecOutput",
         Response::ExecExited { .. } => "ExecExited",
         Response::Stats(_) => "Stats",
+        Response::LogStatus(_) => "LogStatus",
     };
     anyhow!("unexpected {what} response from contd")
 }

@@ -260,11 +260,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run_container(&socket, ns, args),
         Command::Ps { all, format } => ps(&socket, ns, all, format),
         Command::Inspect { name } => {
-            let info = match Client::connect(&socket)?.request(&Request::Inspect { ns, name })? {
+            let mut client = Client::connect(&socket)?;
+            let req = Request::Inspect {
+                ns: ns.clone(),
+                name: name.clone(),
+            };
+            let info = match client.request(&req)? {
                 Response::Container(info) => info,
                 other => return Err(unexpected(&other)),
             };
-            output::print(&output::pretty(&output::info_json(&info))?)?;
+            let mut v = output::info_json(&info);
+            // The log writer's health: null where contd or the container's
+            // monitor is too old to tell (protocol < 3).
+            let log_req = Request::LogStatus { ns, name };
+            let log = if client.speaks(&log_req) {
+                match client.request(&log_req) {
+                    Ok(Response::LogStatus(st)) => Some(st),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            v["log"] = output::log_status_json(log.as_ref());
+            output::print(&output::pretty(&v)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Logs { name } => {

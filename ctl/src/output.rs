@@ -40,6 +40,21 @@ pub(crate) fn info_json(info: &ContainerInfo) -> Value {
     })
 }
 
+/// The `log` object of `inspect`: the log writer's first error, whether
+/// writes still fail, and what was dropped (`null`: not known).
+pub(crate) fn log_status_json(st: Option<&proto::monitor::LogStatus>) -> Value {
+    match st {
+        None => Value::Null,
+        Some(st) => json!({
+            "error": st.error,
+            "error_at": st.error_at.map(rfc3339_nanos),
+            "failing": st.failing,
+            "dropped_records": st.dropped_records,
+            "dropped_bytes": st.dropped_bytes,
+        }),
+    }
+}
+
 /// `ps --format json`: a pretty JSON array of [`info_json`] objects, with a
 /// final newline.
 pub(crate) fn json_list(infos: &[ContainerInfo]) -> anyhow::Result<String> {

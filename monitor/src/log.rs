@@ -103,6 +103,10 @@ pub(crate) struct LogWriter {
     /// The first error met writing or rotating the log, kept once; writing
     /// goes on being tried.
     pub(crate) error: Option<io::Error>,
+    /// When `error` happened (unix nanoseconds).
+    error_at: Option<i64>,
+    /// The latest write failed.
+    failing: bool,
     /// Records dropped because they could not be written.
     pub(crate) dropped_records: u64,
     /// Bytes of those records.
@@ -144,6 +148,8 @@ impl LogWriter {
             batch_records: 0,
             stamp: String::new(),
             error: None,
+            error_at: None,
+            failing: false,
             dropped_records: 0,
             dropped_bytes: 0,
         }
@@ -188,13 +194,13 @@ impl LogWriter {
     pub(crate) fn sync(&mut self) {
         self.flush_batch();
         if let Err(e) = self.file.sync_data() {
-            self.error.get_or_insert(e);
+            self.keep_error(e);
         }
         if self.renamed {
             match sync_dir(&self.path) {
                 Ok(()) => self.renamed = false,
                 Err(e) => {
-                    self.error.get_or_insert(e);
+                    self.keep_error(e);
                 }
             }
         }
@@ -219,7 +225,7 @@ impl LogWriter {
                 Err(e) => {
                     // The record goes into the old file, over the limit:
                     // better a big file than a lost line.
-                    self.error.get_or_insert(e);
+                    self.keep_error(e);
                     self.rotate_at = self.size.saturating_add(self.limits.max_size);
                 }
             }
@@ -250,9 +256,11 @@ impl LogWriter {
             Ok(()) => {
                 self.size += len;
                 self.torn = false;
+                self.failing = false;
             }
             Err((written, e)) => {
-                self.error.get_or_insert(e);
+                self.keep_error(e);
+                self.failing = true;
                 self.dropped_records += self.batch_records;
                 self.dropped_bytes += len;
                 if written > 0 {
@@ -263,7 +271,7 @@ impl LogWriter {
                     match cut_back(&mut self.file, written) {
                         Ok(()) => {}
                         Err(e) => {
-                            self.error.get_or_insert(e);
+                            self.keep_error(e);
                             self.size += written;
                             self.torn = true;
                         }
@@ -373,10 +381,29 @@ impl LogWriter {
         Ok(())
     }
 
+    /// Keeps the first error met, and when.
+    fn keep_error(&mut self, e: io::Error) {
+        if self.error.is_none() {
+            self.error = Some(e);
+            self.error_at = Some(proto::time::now_nanos());
+        }
+    }
+
+    /// How the writer fares, for the supervisor.
+    pub(crate) fn status(&self) -> proto::monitor::LogStatus {
+        proto::monitor::LogStatus {
+            error: self.error.as_ref().map(ToString::to_string),
+            error_at: self.error_at,
+            failing: self.failing,
+            dropped_records: self.dropped_records,
+            dropped_bytes: self.dropped_bytes,
+        }
+    }
+
     /// Keeps the first error of a step that does not stop the rotation.
     fn note(&mut self, r: io::Result<()>) {
         if let Err(e) = r {
-            self.error.get_or_insert(e);
+            self.keep_error(e);
         }
     }
 

@@ -31,6 +31,10 @@ use crate::Args;
 pub(crate) const SOCKET: &str = "monitor.sock";
 pub(crate) const PID_FILE: &str = "monitor.pid";
 pub(crate) const EXIT_FILE: &str = "exit";
+/// The log writer's status at exit, written only if something went wrong
+/// (JSON [`proto::monitor::LogStatus`]): read by a supervisor that finds
+/// the monitor gone.
+pub(crate) const LOG_STATUS_FILE: &str = "log-status";
 
 /// How long output is still drained after init exits (its descendants die
 /// with its pid namespace, so the pipes close almost at once).
@@ -801,6 +805,12 @@ impl Monitor {
         }
         self.kill_deadline = None;
         self.log.sync();
+        let log_status = self.log.status();
+        if log_status.error.is_some() {
+            if let Ok(json) = serde_json::to_vec(&log_status) {
+                let _ = write_durably(&self.state_dir, LOG_STATUS_FILE, &json);
+            }
+        }
         let record = ExitRecord {
             code,
             signal,
@@ -1097,6 +1107,7 @@ impl Monitor {
                 }
                 _ => conflict("container has exited"),
             },
+            Request::LogStatus => Response::LogStatus(self.log.status()),
         };
         queue(&mut self.clients[i], &reply);
     }

@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::monitor::{ExecRequest, Stats};
+use crate::monitor::{ExecRequest, LogStatus, Stats};
 use crate::{ErrorReply, ExitRecord, Status};
 
 /// Terminal and stdin of a new container (protocol version 2).
@@ -213,6 +213,40 @@ pub enum Request {
         /// Name.
         name: String,
     },
+    // ---- protocol version 3 ----
+    /// How the container's log writer fares (dropped output, errors).
+    LogStatus {
+        /// Namespace.
+        ns: String,
+        /// Name.
+        name: String,
+    },
+}
+
+impl Request {
+    /// The protocol version that introduced this message: a peer that
+    /// agreed on an older one is never sent it.
+    pub fn since(&self) -> u16 {
+        match self {
+            Request::Create(_)
+            | Request::Start { .. }
+            | Request::Inspect { .. }
+            | Request::List { .. }
+            | Request::Logs { .. }
+            | Request::Stop { .. }
+            | Request::Kill { .. }
+            | Request::Remove { .. }
+            | Request::Wait { .. } => 1,
+            Request::CreateInteractive { .. }
+            | Request::Attach { .. }
+            | Request::Input { .. }
+            | Request::Resize { .. }
+            | Request::Exec { .. }
+            | Request::ExecInput { .. }
+            | Request::Stats { .. } => 2,
+            Request::LogStatus { .. } => 3,
+        }
+    }
 }
 
 /// Which stream a log chunk came from.
@@ -281,4 +315,7 @@ pub enum Response {
     },
     /// Resource usage.
     Stats(Stats),
+    // ---- protocol version 3 ----
+    /// How the container's log writer fares.
+    LogStatus(LogStatus),
 }

@@ -25,8 +25,14 @@
 //!   message, `tests/golden/vN` the messages version N added (the older
 //!   ones are unchanged in it, which `v1` already pins).
 //!
+//! - Each request enum says which version introduced a variant
+//!   (`Request::since`); a sender checks it against the agreed version and
+//!   reports "needs protocol N" to its user instead of sending.
+//!
 //! Version 2 adds, for the monitor: stop, attach (output, input, detach),
 //! resize, exec (started, output, input, exited) and stats.
+//! Version 3 adds the log writer's status (errors, dropped records), to the
+//! monitor and to the api.
 //!
 //! # Layout
 //!
@@ -57,7 +63,7 @@ pub use common::{ErrorKind, ErrorReply, ExitRecord, Hello, Status};
 pub use name::{validate_name, NameError};
 
 /// The newest protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The oldest protocol version this build still speaks.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;

@@ -76,6 +76,31 @@ pub enum Request {
     },
     /// Resource usage of the container's cgroup.
     Stats,
+    // ---- protocol version 3 ----
+    /// How the log writer fares: answered with [`Response::LogStatus`].
+    LogStatus,
+}
+
+impl Request {
+    /// The protocol version that introduced this message: a peer that
+    /// agreed on an older one is never sent it.
+    pub fn since(&self) -> u16 {
+        match self {
+            Request::State
+            | Request::Start
+            | Request::Signal { .. }
+            | Request::Wait
+            | Request::Release => 1,
+            Request::Stop { .. }
+            | Request::Attach { .. }
+            | Request::Input { .. }
+            | Request::Resize { .. }
+            | Request::Exec(_)
+            | Request::ExecInput { .. }
+            | Request::Stats => 2,
+            Request::LogStatus => 3,
+        }
+    }
 }
 
 /// An extra process in a running container (protocol version 2).
@@ -175,6 +200,26 @@ pub enum Response {
     },
     /// Resource usage.
     Stats(Stats),
+    // ---- protocol version 3 ----
+    /// How the log writer fares.
+    LogStatus(LogStatus),
+}
+
+/// How a container's log writer fares (protocol version 3). A record that
+/// cannot be written (full disk, quota, I/O error) is dropped and counted;
+/// the container is never blocked or killed for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogStatus {
+    /// The first error met writing or rotating the log.
+    pub error: Option<String>,
+    /// When it happened (unix nanoseconds).
+    pub error_at: Option<i64>,
+    /// Whether the latest write failed too (the condition persists).
+    pub failing: bool,
+    /// Log records dropped because they could not be written.
+    pub dropped_records: u64,
+    /// Bytes of those records.
+    pub dropped_bytes: u64,
 }
 
 /// Written once by a new monitor on its sync pipe (one frame), then the pipe

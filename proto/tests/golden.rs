@@ -1,5 +1,6 @@
-//! Golden bytes: the exact encoding of every message of protocol version 1,
-//! stored under `tests/golden/v1/`. A change to any encoding fails here; a
+//! Golden bytes: the exact encoding of every message, stored under
+//! `tests/golden/v1/` (version 1) and `tests/golden/vN/` (what version N
+//! added). A change to any encoding fails here; a
 //! monitor started by an older contd must stay adoptable. To add the files
 //! of new messages (never to change old ones): `BLESS=1 cargo test -p proto`.
 
@@ -381,6 +382,31 @@ fn samples_v2() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// Version 3's additions.
+fn samples_v3() -> Vec<(&'static str, Vec<u8>)> {
+    use proto::monitor::LogStatus;
+    let e = |m: &dyn erased::Enc| m.enc();
+    let status = LogStatus {
+        error: Some("No space left on device (os error 28)".into()),
+        error_at: Some(1_700_000_000_500_000_000),
+        failing: true,
+        dropped_records: 12,
+        dropped_bytes: 3456,
+    };
+    vec![
+        ("mon_log_status", e(&MReq::LogStatus)),
+        ("mon_resp_log_status", e(&MResp::LogStatus(status.clone()))),
+        (
+            "api_log_status",
+            e(&Request::LogStatus {
+                ns: "default".into(),
+                name: "web".into(),
+            }),
+        ),
+        ("api_resp_log_status", e(&Response::LogStatus(status))),
+    ]
+}
+
 /// Compares `samples` with the golden files of `version` (BLESS=1 writes
 /// missing ones, never changes existing ones).
 fn check_frozen(version: &str, samples: Vec<(&'static str, Vec<u8>)>) {
@@ -421,6 +447,28 @@ fn v2_encodings_are_frozen() {
 }
 
 #[test]
+fn v3_encodings_are_frozen() {
+    check_frozen("v3", samples_v3());
+}
+
+/// Every request says the version that introduced it, and it is the
+/// version whose golden files hold it.
+#[test]
+fn requests_know_their_version() {
+    for (version, samples) in [(1, samples()), (2, samples_v2()), (3, samples_v3())] {
+        for (name, bytes) in samples {
+            if name.starts_with("mon_") && !name.starts_with("mon_resp_") {
+                let r: MReq = proto::decode(&bytes).unwrap();
+                assert_eq!(r.since(), version, "{name}");
+            } else if name.starts_with("api_") && !name.starts_with("api_resp_") {
+                let r: Request = proto::decode(&bytes).unwrap();
+                assert_eq!(r.since(), version, "{name}");
+            }
+        }
+    }
+}
+
+#[test]
 fn golden_files_decode_back() {
     // The stored bytes of a few messages decode into the same values.
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1");
@@ -446,7 +494,11 @@ fn random_and_truncated_input_never_panics() {
         x ^= x << 17;
         x
     };
-    for (_, bytes) in samples().into_iter().chain(samples_v2()) {
+    for (_, bytes) in samples()
+        .into_iter()
+        .chain(samples_v2())
+        .chain(samples_v3())
+    {
         for cut in 0..bytes.len() {
             let _ = proto::decode::<Request>(&bytes[..cut]);
             let _ = proto::decode::<MResp>(&bytes[..cut]);

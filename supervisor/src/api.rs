@@ -171,6 +171,10 @@ async fn dispatch(h: &SupervisorHandle, req: Request) -> Response {
             Ok(r) => from_monitor(r),
             Err(e) => err(e),
         },
+        Request::LogStatus { ns, name } => match h.log_status(&ns, &name).await {
+            Ok(st) => Response::LogStatus(st),
+            Err(e) => err(e),
+        },
         Request::Input { .. } | Request::ExecInput { .. } => err(Error::new(
             ErrorKind::InvalidArgument,
             "input outside an attach or exec stream",
@@ -190,6 +194,7 @@ fn from_monitor(r: MResp) -> Response {
         MResp::ExecOutput { id, stream, data } => Response::ExecOutput { id, stream, data },
         MResp::ExecExited { id, code } => Response::ExecExited { id, code },
         MResp::Stats(st) => Response::Stats(st),
+        MResp::LogStatus(st) => Response::LogStatus(st),
         MResp::State(_) => err(Error::internal("unexpected state from the monitor")),
     }
 }

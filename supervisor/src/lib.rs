@@ -323,6 +323,39 @@ impl SupervisorHandle {
         }
     }
 
+    /// How the container's log writer fares: from its monitor, or, once the
+    /// monitor is gone, from the status it left at exit (none left: nothing
+    /// went wrong).
+    ///
+    /// # Errors
+    /// Unknown container; a monitor too old to tell (protocol < 3).
+    pub async fn log_status(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<proto::monitor::LogStatus, Error> {
+        let dir = self.container_dir(ns, name).await?;
+        let req = proto::monitor::Request::LogStatus;
+        match monitor_client::request(&dir, &req, Some(monitor_client::REQUEST_TIMEOUT)).await {
+            Ok(proto::monitor::Response::LogStatus(st)) => Ok(st),
+            Ok(other) => Err(Error::internal(format!(
+                "unexpected monitor answer {other:?}"
+            ))),
+            Err(monitor_client::Unreachable::Gone) => {
+                match tokio::fs::read(dir.join("log-status")).await {
+                    Ok(data) => serde_json::from_slice(&data).map_err(|e| {
+                        Error::internal(format!("{}: {e}", dir.join("log-status").display()))
+                    }),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        Ok(proto::monitor::LogStatus::default())
+                    }
+                    Err(e) => Err(Error::internal(format!("read log status: {e}"))),
+                }
+            }
+            Err(monitor_client::Unreachable::Failed(e)) => Err(e),
+        }
+    }
+
     /// The path of the container's log file.
     ///
     /// # Errors

@@ -23,12 +23,8 @@ pub(crate) enum Unreachable {
 }
 
 /// Connects to `dir/monitor.sock` (through `/proc/self/fd` when the path is
-/// too long for `sun_path`) and exchanges hellos.
-pub(crate) async fn connect(dir: &Path) -> Result<UnixStream, Unreachable> {
-    connect_versioned(dir).await.map(|(s, _)| s)
-}
-
-/// [`connect`], also returning the protocol version agreed on.
+/// too long for `sun_path`), exchanges hellos and returns the protocol
+/// version agreed on.
 pub(crate) async fn connect_versioned(dir: &Path) -> Result<(UnixStream, u16), Unreachable> {
     let sock = dir.join("monitor.sock");
     let connected = if sock.as_os_str().len() < 100 {
@@ -96,7 +92,17 @@ pub(crate) async fn request(
     req: &Request,
     timeout: Option<Duration>,
 ) -> Result<Response, Unreachable> {
-    let mut s = connect(dir).await?;
+    let (mut s, version) = connect_versioned(dir).await?;
+    // Never send a message newer than the version agreed on.
+    if req.since() > version {
+        return Err(Unreachable::Failed(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "the container's monitor speaks protocol {version}; this request needs {}",
+                req.since()
+            ),
+        )));
+    }
     let exchange = async {
         write_frame(&mut s, req).await?;
         read_frame::<_, Response>(&mut s).await

@@ -194,3 +194,100 @@ fn hundred_megabytes_of_output_keep_every_line_and_the_monitor_small() {
     env.ok(&["rm", "flood"]);
     let _ = std::fs::remove_file(&log);
 }
+
+/// A tmpfs mounted for one test, lazily unmounted on drop (failure too).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        nix::mount::mount(
+            Some("tmpfs"),
+            at,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some(format!("size={size},mode=0755").as_str()),
+        )
+        .unwrap();
+        Tmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn a_full_disk_drops_log_records_reports_them_and_blocks_nothing() {
+    let mut env = TestEnv::new();
+    env.stop_contd(libc::SIGTERM);
+    // The log dir on a 64 kB filesystem; ~400 kB of output goes to it.
+    let _disk = Tmpfs::mount(&env.log_dir, "64k");
+    env.start_contd();
+    let root = env.rootfs.to_str().unwrap();
+    let script = "i=0; while [ $i -lt 4000 ]; do \
+                  echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; \
+                  i=$((i+1)); done; echo done >&2; exit 3";
+    env.ok(&["run", "-d", "--name", "full", root, "sh", "-c", script]);
+    let started = std::time::Instant::now();
+    let out = env.ok(&["wait", "full"]);
+    // The container ran to its end at its own pace and exited by itself.
+    assert_eq!(out.trim(), "3");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let v = env.inspect("full");
+    assert_eq!(v["exit_code"], 3, "{v}");
+    let log = &v["log"];
+    let err = log["error"].as_str().unwrap_or_default();
+    assert!(err.contains("No space left on device"), "{v}");
+    assert!(log["error_at"].is_string(), "{v}");
+    assert_eq!(log["failing"], true, "{v}");
+    let dropped_records = log["dropped_records"].as_u64().unwrap();
+    let dropped_bytes = log["dropped_bytes"].as_u64().unwrap();
+    assert!(dropped_records > 0 && dropped_bytes > 0, "{v}");
+    // What fit is there, whole records only; with what was dropped it
+    // accounts for every line.
+    let text = std::fs::read_to_string(v["log_path"].as_str().unwrap()).unwrap();
+    assert!(
+        text.starts_with(|c: char| c.is_ascii_digit()),
+        "{text:.200}"
+    );
+    assert!(text.contains(" stdout F line-0-x"), "{text:.200}");
+    let written = text.lines().count() as u64;
+    for line in text.lines() {
+        assert!(
+            line.ends_with("xxxx") || line.ends_with("done"),
+            "torn: {line:?}"
+        );
+    }
+    assert_eq!(written + dropped_records, 4001, "{v}");
+    // With the monitor gone, contd reads the status it left at exit.
+    let mon: i32 = env.monitor_pids()[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(mon),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    env.wait_for("the monitor to die", 10, || !pid_alive(mon.into()));
+    let again = env.inspect("full");
+    assert_eq!(again["log"], *log, "{again}");
+    env.ok(&["rm", "full"]);
+}
+
+#[test]
+fn inspect_reports_a_healthy_log() {
+    let env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap();
+    env.ok(&["run", "--name", "fine", root, "echo", "hi"]);
+    let v = env.inspect("fine");
+    assert_eq!(
+        v["log"],
+        serde_json::json!({
+            "error": null, "error_at": null, "failing": false,
+            "dropped_records": 0, "dropped_bytes": 0
+        }),
+        "{v}"
+    );
+    env.ok(&["rm", "fine"]);
+}
