@@ -122,3 +122,59 @@ pub(crate) async fn request(
         )))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A monitor of an older release: answers the hello with `version`,
+    /// then reports whether any request frame reached it.
+    fn old_monitor(dir: &Path, version: u16) -> std::thread::JoinHandle<bool> {
+        let listener = std::os::unix::net::UnixListener::bind(dir.join("monitor.sock")).unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let _: Hello = proto::read_frame(&mut s).unwrap();
+            let hello = Hello {
+                protocol: version,
+                software: "contd-monitor (old)".into(),
+            };
+            proto::write_frame(&mut s, &hello).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            proto::read_frame::<Request>(&mut s).is_ok()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_request_newer_than_the_monitor_is_refused_not_sent() {
+        for (version, req) in [(2, Request::LogStatus), (1, Request::Stats)] {
+            let dir = tempfile::tempdir().unwrap();
+            let monitor = old_monitor(dir.path(), version);
+            match request(dir.path(), &req, Some(REQUEST_TIMEOUT)).await {
+                Err(Unreachable::Failed(e)) => {
+                    assert_eq!(e.kind, ErrorKind::Unsupported, "{e:?}");
+                    assert!(
+                        e.message
+                            .contains(&format!("speaks protocol {version}; this request needs")),
+                        "{e:?}"
+                    );
+                }
+                other => panic!("{req:?} to a v{version} monitor: {other:?}"),
+            }
+            assert!(
+                !monitor.join().unwrap(),
+                "{req:?} reached a v{version} monitor"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_the_monitor_knows_is_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let monitor = old_monitor(dir.path(), 1);
+        // The fake hangs up without answering; what matters is that the
+        // request went out.
+        let r = request(dir.path(), &Request::State, Some(Duration::from_secs(5))).await;
+        assert!(matches!(r, Err(Unreachable::Gone)), "{r:?}");
+        assert!(monitor.join().unwrap());
+    }
+}
