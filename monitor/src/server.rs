@@ -392,7 +392,6 @@ fn serve(args: Args, container: Option<Container>, h: Handover) -> Result<(), ()
     let oom_events = container
         .as_ref()
         .and_then(|c| crate::oom::OomWatch::register(c.cgroup_path()));
-    crate::sys::trim_heap();
     let mut m = Monitor {
         oom_events,
         oom_seen: false,
@@ -425,6 +424,10 @@ fn serve(args: Args, container: Option<Container>, h: Handover) -> Result<(), ()
     // An exit before the signalfd existed is a pending signal it reports;
     // look once anyway.
     m.reap();
+    // What setting up touched and the loop will not need again: freed heap
+    // back to the kernel, code pages out of our page tables.
+    crate::sys::drop_code_pages();
+    crate::sys::trim_heap();
     m.run();
     Ok(())
 }

@@ -124,3 +124,32 @@ pub(crate) fn close_range(first: RawFd, last: RawFd) {
     // SAFETY: integer arguments only; the caller owns nothing in the range.
     unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0) };
 }
+
+/// Unmaps from this process the pages of its executable mappings (the
+/// monitor's code, libc's, the loader's) that it touched so far; they stay
+/// in the page cache, and the poll loop faults back in only what it runs.
+pub(crate) fn drop_code_pages() {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let path = f.nth(3).unwrap_or("");
+        if perms != "r-xp" || !path.starts_with('/') {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+            continue;
+        };
+        // SAFETY: a private, read-only, file-backed mapping: MADV_DONTNEED
+        // only drops page-table entries; the next access maps the same
+        // unmodified file pages again.
+        unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
+    }
+}
