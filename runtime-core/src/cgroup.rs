@@ -9,6 +9,8 @@ use cgroups_rs::manager::{FsManager, Manager};
 use cgroups_rs::CgroupPid;
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxResources};
 
+use std::path::Path;
+
 use crate::error::{CgroupError, SpecError};
 
 fn err(path: &str, message: impl std::fmt::Display) -> CgroupError {
@@ -45,11 +47,8 @@ pub(crate) fn validate(r: &LinuxResources) -> Result<(), SpecError> {
             ));
         }
     }
-    if is_v2() && r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(SpecError::unsupported(
-            "linux.resources.devices",
-            "device rules not supported on cgroup v2 (no eBPF device filter yet)",
-        ));
+    if is_v2() {
+        check_v2_controllers(r, &v2_controllers())?;
     }
     if !is_v2() && r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
         return Err(SpecError::unsupported(
@@ -71,6 +70,64 @@ pub(crate) fn validate(r: &LinuxResources) -> Result<(), SpecError> {
                     format!("{a:?} is not a subset of \"rwm\""),
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// The controllers the cgroup v2 root offers (`cgroup.controllers`).
+fn v2_controllers() -> Vec<String> {
+    std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A v2 host may lack a controller (bound to a v1 hierarchy, or disabled):
+/// a limit that needs one is refused, with the field, before anything is
+/// created.
+fn check_v2_controllers(r: &LinuxResources, available: &[String]) -> Result<(), SpecError> {
+    fn set<T: Default + PartialEq>(v: &Option<T>) -> bool {
+        v.as_ref().is_some_and(|v| *v != T::default())
+    }
+    let cpu = r.cpu().as_ref();
+    let wanted = [
+        ("linux.resources.memory", "memory", set(r.memory())),
+        ("linux.resources.pids", "pids", set(r.pids())),
+        (
+            "linux.resources.cpu",
+            "cpu",
+            cpu.is_some_and(|c| {
+                c.shares().is_some()
+                    || c.quota().is_some()
+                    || c.period().is_some()
+                    || c.realtime_runtime().is_some()
+                    || c.realtime_period().is_some()
+                    || c.idle().is_some()
+            }),
+        ),
+        (
+            "linux.resources.cpu",
+            "cpuset",
+            cpu.is_some_and(|c| c.cpus().is_some() || c.mems().is_some()),
+        ),
+        ("linux.resources.blockIO", "io", set(r.block_io())),
+        (
+            "linux.resources.hugepageLimits",
+            "hugetlb",
+            r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()),
+        ),
+    ];
+    for (field, controller, wanted) in wanted {
+        if wanted && !available.iter().any(|c| c == controller) {
+            return Err(SpecError::unsupported(
+                field,
+                format!(
+                    "this cgroup v2 host has no {controller} controller (cgroup.controllers: {:?})",
+                    available.join(" ")
+                ),
+            ));
         }
     }
     Ok(())
@@ -146,8 +203,19 @@ pub(crate) fn prepare(
     };
     if let Some(r) = resources {
         let mut m = FsManager::new(path).map_err(|e| undo(format!("open: {e}")))?;
-        let r = device_rules(r, devices).unwrap_or_else(|| r.clone());
+        let mut r = device_rules(r, devices).unwrap_or_else(|| r.clone());
+        // v2 has no devices controller: the rules become an eBPF program.
+        let v2_devices = if is_v2() {
+            r.devices_mut().take().filter(|d| !d.is_empty())
+        } else {
+            None
+        };
         m.set(&r).map_err(|e| undo(format!("set resources: {e}")))?;
+        if let Some(rules) = v2_devices {
+            let dir = Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+            crate::devfilter::attach(&dir, &crate::devfilter::program(&rules))
+                .map_err(|e| undo(e.to_string()))?;
+        }
     }
     Ok(task_files(&cg))
 }
@@ -388,4 +456,32 @@ pub fn oom_kill_count(path: &str) -> u64 {
         })
         .next()
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resources(v: serde_json::Value) -> LinuxResources {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn v2_limits_need_their_controller() {
+        let have = |c: &str| c.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        let r = resources(serde_json::json!({"memory": {"limit": 67108864}}));
+        let e = check_v2_controllers(&r, &have("hugetlb pids")).unwrap_err();
+        assert!(e.to_string().contains("linux.resources.memory"), "{e}");
+        assert!(check_v2_controllers(&r, &have("memory")).is_ok());
+        let r = resources(serde_json::json!({"cpu": {"cpus": "0"}}));
+        let e = check_v2_controllers(&r, &have("cpu memory")).unwrap_err();
+        assert!(e.to_string().contains("cpuset"), "{e}");
+        let r = resources(serde_json::json!({"cpu": {"shares": 512}}));
+        assert!(check_v2_controllers(&r, &have("cpu")).is_ok());
+        // Empty sections and device rules need no controller.
+        let r = resources(
+            serde_json::json!({"memory": {}, "devices": [{"allow": false, "access": "rwm"}]}),
+        );
+        assert!(check_v2_controllers(&r, &[]).is_ok());
+    }
 }

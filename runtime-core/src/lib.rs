@@ -28,6 +28,7 @@ mod cgroup;
 mod console;
 mod container;
 mod defaults;
+mod devfilter;
 mod error;
 mod exec;
 mod hooks;

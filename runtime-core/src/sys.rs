@@ -746,3 +746,113 @@ mod tests {
         assert!(matches!(process_state(pid).unwrap(), 'R' | 'S'));
     }
 }
+
+/// `union bpf_attr` as `BPF_PROG_LOAD` reads it (up to
+/// `expected_attach_type`; the kernel takes the rest as zero).
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgLoad {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// `union bpf_attr` as `BPF_PROG_ATTACH` reads it.
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgAttach {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+}
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+const BPF_CGROUP_DEVICE: u32 = 6;
+const BPF_F_ALLOW_MULTI: u32 = 2;
+
+/// Loads a `BPF_PROG_TYPE_CGROUP_DEVICE` program.
+///
+/// # Errors
+/// The kernel's refusal; a verifier rejection carries the verifier's log.
+pub(crate) fn bpf_load_device_prog(prog: &[crate::devfilter::Insn]) -> io::Result<OwnedFd> {
+    let license = c"Apache-2.0";
+    let mut log = vec![0u8; 64 * 1024];
+    let mut name = [0u8; 16];
+    name[..9].copy_from_slice(b"contd_dev");
+    let mut attr = BpfProgLoad {
+        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+        insn_cnt: prog.len() as u32,
+        insns: prog.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: 1,
+        log_size: log.len() as u32,
+        log_buf: log.as_mut_ptr() as u64,
+        prog_name: name,
+        ..Default::default()
+    };
+    // SAFETY: `attr` is a valid bpf_attr prefix of the size passed; the
+    // instruction array (repr(C), 8 bytes each, as struct bpf_insn), the
+    // license string and the log buffer outlive the call, which writes at
+    // most `log_size` bytes into the log.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            &mut attr as *mut BpfProgLoad,
+            std::mem::size_of::<BpfProgLoad>() as u32,
+        )
+    };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        let end = log.iter().position(|b| *b == 0).unwrap_or(0);
+        let text = String::from_utf8_lossy(&log[..end]);
+        return Err(io::Error::new(
+            e.kind(),
+            format!(
+                "load device filter: {e}{}{}",
+                if text.is_empty() { "" } else { ": " },
+                text.trim()
+            ),
+        ));
+    }
+    // SAFETY: a new fd that only we hold.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Attaches a device program to a cgroup v2 directory (multi-attach: the
+/// parents' programs keep applying).
+///
+/// # Errors
+/// The kernel's refusal.
+pub(crate) fn bpf_attach_device_prog(cgroup: &std::fs::File, prog: &OwnedFd) -> io::Result<()> {
+    let mut attr = BpfProgAttach {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: BPF_F_ALLOW_MULTI,
+    };
+    // SAFETY: `attr` is a valid bpf_attr prefix of the size passed; both
+    // fds are open for the duration of the call.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            &mut attr as *mut BpfProgAttach,
+            std::mem::size_of::<BpfProgAttach>() as u32,
+        )
+    })
+    .map(drop)
+    .map_err(|e| io::Error::new(e.kind(), format!("attach device filter: {e}")))
+}

@@ -907,6 +907,155 @@ fn devices_nodes_and_device_cgroup() {
     );
 }
 
+/// Makes a `contd-runtime` invocation see a pure cgroup v2 host: a private
+/// mount namespace with the (one, system-wide) cgroup2 hierarchy mounted at
+/// /sys/fs/cgroup. This machine is hybrid; its cgroup2 tree has no memory
+/// or pids controller (they are bound to v1) but has hugetlb, the freezer
+/// (`cgroup.freeze`) and device programs.
+fn on_cgroup_v2(cmd: &mut Command) {
+    // SAFETY: between fork and exec only async-signal-safe calls (unshare,
+    // mount) with static, NUL-terminated strings.
+    unsafe {
+        cmd.pre_exec(|| {
+            let c = |p: &[u8]| p.as_ptr() as *const libc::c_char;
+            if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::mount(
+                    std::ptr::null(),
+                    c(b"/\0"),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+                || libc::mount(
+                    c(b"cgroup2\0"),
+                    c(b"/sys/fs/cgroup\0"),
+                    c(b"cgroup2\0"),
+                    0,
+                    std::ptr::null(),
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn cgroup_v2_device_program_limits_freeze_and_cleanup() {
+    let mut t = T::new();
+    // Devices: deny all, allow mknod of loop0 (b 7:0) but not of sda
+    // (b 8:0); /dev/mynull comes from linux.devices and is allowed.
+    let mut spec = t.spec(&[
+        "sh",
+        "-c",
+        "echo x > /dev/mynull && echo WRITE-OK; \
+         mknod /dev/loop0 b 7 0 && echo LOOP-MKNOD; \
+         mknod /dev/sda b 8 0 && echo SDA-MKNOD; \
+         grep -x '0::/' /proc/self/cgroup; cat /sys/fs/cgroup/hugetlb.2MB.max",
+    ]);
+    set_caps(&mut spec, &["CAP_KILL", "CAP_MKNOD"]);
+    add_namespace(&mut spec, "cgroup");
+    add_mount(
+        &mut spec,
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+               "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
+    );
+    spec["linux"]["devices"] = json!([{
+        "path": "/dev/mynull", "type": "c", "major": 1, "minor": 3,
+        "fileMode": 0o600, "uid": 0, "gid": 0
+    }]);
+    spec["linux"]["resources"] = json!({
+        "devices": [
+            { "allow": false, "access": "rwm" },
+            { "allow": true, "type": "b", "major": 7, "minor": 0, "access": "m" }
+        ],
+        "hugepageLimits": [{ "pageSize": "2MB", "limit": 4194304 }]
+    });
+    let cg = spec["linux"]["cgroupsPath"].as_str().unwrap().to_string();
+    let b = t.bundle(&spec, Rootfs::Copy);
+    let id = t.id("v2dev");
+    let out = t
+        .rt_with(&["run", "--bundle", s(&b), &id], on_cgroup_v2)
+        .ok();
+    let l = lines(&out.stdout);
+    assert!(l.contains(&"WRITE-OK"), "{out:?}");
+    assert!(l.contains(&"LOOP-MKNOD"), "the allowed mknod: {out:?}");
+    assert!(
+        !l.contains(&"SDA-MKNOD"),
+        "the device program let b 8:0 through: {out:?}"
+    );
+    assert!(out.stderr.contains("Operation not permitted"), "{out:?}");
+    // Its own v2 cgroup, seen through a cgroup namespace; the limit in it.
+    assert!(l.contains(&"0::/"), "{out:?}");
+    assert!(l.contains(&"4194304"), "hugetlb.2MB.max: {out:?}");
+    t.assert_no_cgroup(&cg);
+
+    // Lifecycle on v2: the cgroup in the v2 tree, frozen by cgroup.freeze.
+    let spec = t.spec(&["sleep", "100"]);
+    let cg = spec["linux"]["cgroupsPath"].as_str().unwrap().to_string();
+    let b = t.bundle(&spec, Rootfs::Link);
+    let id = t.id("v2life");
+    t.rt_with(&["create", "--bundle", s(&b), &id], on_cgroup_v2)
+        .ok();
+    t.rt_with(&["start", &id], on_cgroup_v2).ok();
+    let dir = cgroup_dir("unified", &cg);
+    let pid = t.state(&id)["pid"].as_i64().unwrap();
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+    assert_eq!(procs.trim(), pid.to_string(), "init in its v2 cgroup");
+    assert!(
+        !cgroup_dir("memory", &cg).exists(),
+        "no v1 cgroup on a v2 host"
+    );
+    t.rt_with(&["pause", &id], on_cgroup_v2).ok();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("cgroup.freeze"))
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    let st = t.rt_with(&["state", &id], on_cgroup_v2).ok();
+    assert!(st.stdout.contains("\"paused\""), "{st:?}");
+    t.rt_with(&["resume", &id], on_cgroup_v2).ok();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("cgroup.freeze"))
+            .unwrap()
+            .trim(),
+        "0"
+    );
+    t.rt_with(&["kill", &id, "KILL"], on_cgroup_v2).ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !t
+        .rt_with(&["state", &id], on_cgroup_v2)
+        .stdout
+        .contains("\"stopped\"")
+    {
+        assert!(Instant::now() < deadline, "never stopped");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t.rt_with(&["delete", &id], on_cgroup_v2).ok();
+    assert!(!dir.exists(), "v2 cgroup {} left behind", dir.display());
+    t.assert_no_cgroup(&cg);
+
+    // A memory limit: applied where the v2 tree has the controller,
+    // refused up front with the field where it has not (this machine).
+    let mut spec = t.spec(&["cat", "/sys/fs/cgroup/memory.max"]);
+    spec["linux"]["resources"] = json!({ "memory": { "limit": 67108864 } });
+    add_namespace(&mut spec, "cgroup");
+    let cg = spec["linux"]["cgroupsPath"].as_str().unwrap().to_string();
+    let b = t.bundle(&spec, Rootfs::Link);
+    let id = t.id("v2mem");
+    let out = t.rt_with(&["run", "--bundle", s(&b), &id], on_cgroup_v2);
+    let controllers = std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").unwrap();
+    if controllers.split_whitespace().any(|c| c == "memory") {
+        assert!(out.ok().stdout.contains("67108864"));
+    } else {
+        out.fails_with("linux.resources.memory: this cgroup v2 host has no memory controller");
+        t.assert_root_empty();
+    }
+    t.assert_no_cgroup(&cg);
+}
+
 // ---------------------------------------------------------------------------
 // 12. hooks
 // ---------------------------------------------------------------------------
