@@ -7,7 +7,10 @@
 #               from /proc/PID/smaps_rollup, mean and median per monitor in
 #               kB, and the top mappings by Pss of one monitor of each side.
 #               Pss splits shared pages among the processes mapping them, so
-#               it falls as N grows; Private_Dirty does not.
+#               it falls as N grows; Private_Dirty does not. Both sides are
+#               measured SETTLE s (default 1) after their last container
+#               started: the steady state (contd-monitor gives back what
+#               setting up touched 0.5 s after it, see docs/decisions.md).
 #   throughput  a container writes 100 MB to stdout (100 000 lines of 1000
 #               bytes, `yes | head`); REPS runs each after one untimed
 #               warm-up, interleaved, order alternating: wall time from
@@ -39,10 +42,12 @@ export LC_ALL=C
 cd "$(dirname "$0")/.."
 N=${1:-20}
 REPS=${REPS:-5}
+SETTLE=${SETTLE:-1}
 LINES=100000 LINE_BYTES=1000       # 100 MB, MB = 10^6 bytes throughout
 die() { echo "monitor.sh: $*" >&2; exit 1; }
 [[ $N =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer, got '$N'"
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || die "REPS must be a positive integer, got '$REPS'"
+[[ $SETTLE =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "SETTLE must be a number of seconds, got '$SETTLE'"
 [ "$(id -u)" = 0 ] || die "needs root"
 [ -n "${EPOCHREALTIME:-}" ] || die "needs bash >= 5 (EPOCHREALTIME)"
 for t in podman conmon runc jq pgrep; do
@@ -216,6 +221,7 @@ for i in $(seq "$N"); do
 done
 n=$(pgrep -fc -- "contd-monitor --state-dir $state/") || true
 [ "$n" = "$N" ] || die "pgrep finds $n contd-monitor processes, expected $N"
+sleep "$SETTLE"
 measure_mem contd "${mons[@]}"
 contd_self=$(rollup "$contd_pid") || die "contd is gone"
 for i in $(seq "$N"); do ctl rm -f "m$i" >/dev/null || die "contctl rm -f m$i failed"; done
@@ -243,6 +249,7 @@ for i in $(seq "$N"); do
         END {print s " (+" n " --exit-command-arg)"}' <<<"$argv")
     mons+=("$p")
 done
+sleep "$SETTLE"
 measure_mem conmon "${mons[@]}"
 for i in $(seq "$N"); do pod rm -f -t 0 "m$i" >/dev/null 2>>"$work/podman.log" || die "podman rm -f m$i failed"; done
 for p in "${mons[@]}"; do

@@ -39,6 +39,9 @@ pub(crate) const LOG_STATUS_FILE: &str = "log-status";
 /// How long output is still drained after init exits (its descendants die
 /// with its pid namespace, so the pipes close almost at once).
 const DRAIN: Duration = Duration::from_secs(2);
+/// How long after setting up, or after the exit, the monitor compacts
+/// itself (see `Monitor::compact_deadline`).
+const COMPACT_AFTER: Duration = Duration::from_millis(500);
 /// At most this many clients at once; more are refused.
 const MAX_CLIENTS: usize = 64;
 /// A client that lets this much unsent output pile up is cut off.
@@ -105,6 +108,11 @@ struct Monitor {
     stdin_pending: Vec<u8>,
     /// SIGKILL at this time (a stop request's grace ran out).
     kill_deadline: Option<Instant>,
+    /// When to give back what setting up (or the exit) touched and the
+    /// loop will not need again: freed heap to the kernel, code pages out
+    /// of our page tables. Done once things are quiet, not while a start
+    /// request waits for the code it needs.
+    compact_deadline: Option<Instant>,
     execs: Vec<Exec>,
     next_exec: u32,
     next_client: u64,
@@ -407,6 +415,7 @@ fn serve(args: Args, container: Option<Container>, h: Handover) -> Result<(), ()
         stdin,
         stdin_pending: Vec::new(),
         kill_deadline: None,
+        compact_deadline: Some(Instant::now() + COMPACT_AFTER),
         execs: Vec::new(),
         next_exec: 1,
         next_client: 1,
@@ -424,10 +433,6 @@ fn serve(args: Args, container: Option<Container>, h: Handover) -> Result<(), ()
     // An exit before the signalfd existed is a pending signal it reports;
     // look once anyway.
     m.reap();
-    // What setting up touched and the loop will not need again: freed heap
-    // back to the kernel, code pages out of our page tables.
-    crate::sys::drop_code_pages();
-    crate::sys::trim_heap();
     m.run();
     Ok(())
 }
@@ -459,6 +464,11 @@ impl Monitor {
                 }
             }
             self.finish_execs();
+            if self.compact_deadline.is_some_and(|d| Instant::now() >= d) {
+                self.compact_deadline = None;
+                crate::sys::drop_code_pages();
+                crate::sys::trim_heap();
+            }
             if self.kill_deadline.is_some_and(|d| Instant::now() >= d) {
                 self.kill_deadline = None;
                 if let Some(c) = self.container.as_ref() {
@@ -535,6 +545,7 @@ impl Monitor {
             self.drain_deadline.filter(|_| self.exit.is_none()),
             self.linger_deadline.filter(|_| !self.released),
             self.kill_deadline,
+            self.compact_deadline,
         ]
         .into_iter()
         .flatten()
@@ -829,7 +840,7 @@ impl Monitor {
             let _ = write_durably(&self.state_dir, EXIT_FILE, &json);
         }
         self.exit = Some(record.clone());
-        crate::sys::trim_heap();
+        self.compact_deadline = Some(Instant::now() + COMPACT_AFTER);
         self.linger_deadline = self.linger.map(|l| Instant::now() + l);
         // Waiters get the record; so do attached clients: their attach ends.
         for c in self.clients.iter_mut() {
