@@ -24,7 +24,6 @@
 //! - Golden files hold the exact bytes: `tests/golden/v1` every version-1
 //!   message, `tests/golden/vN` the messages version N added (the older
 //!   ones are unchanged in it, which `v1` already pins).
-//!
 //! - Each request enum says which version introduced a variant
 //!   (`Request::since`); a sender checks it against the agreed version and
 //!   reports "needs protocol N" to its user instead of sending.
