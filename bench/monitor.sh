@@ -157,19 +157,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # The rootfs: a copy of target/rootfs (runtimes may create mount points in
-# it), or built as scripts/setup.sh builds target/rootfs.
+# it), or built by scripts/rootfs.sh as setup builds target/rootfs.
 if [ -x target/rootfs/bin/busybox ]; then
     cp -a target/rootfs "$rootfs"
 else
-    bb=$(command -v busybox) || die "no target/rootfs and no busybox (apt-get install busybox-static)"
-    ! ldd "$bb" >/dev/null 2>&1 || die "$bb is dynamically linked; install busybox-static"
-    mkdir -p "$rootfs"/{bin,proc,dev,sys,tmp,etc,root}
-    cp "$bb" "$rootfs/bin/busybox"
-    for applet in $("$rootfs/bin/busybox" --list); do
-        [ "$applet" = busybox ] || ln -sf busybox "$rootfs/bin/$applet"
-    done
-    echo "root:x:0:0:root:/root:/bin/sh" > "$rootfs/etc/passwd"
-    echo "root:x:0:" > "$rootfs/etc/group"
+    scripts/rootfs.sh "$rootfs" || die "no target/rootfs, and building one failed"
 fi
 mkdir -p "$work/podman"
 

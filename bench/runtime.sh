@@ -85,15 +85,7 @@ mkdir -p "$bundle" "$work/log"
 if [ -x target/rootfs/bin/busybox ]; then
     cp -a target/rootfs "$bundle/rootfs"
 else                               # as scripts/setup.sh builds target/rootfs
-    bb=$(command -v busybox) || die "no target/rootfs and no busybox (apt-get install busybox-static)"
-    ! ldd "$bb" >/dev/null 2>&1 || die "$bb is dynamically linked; install busybox-static"
-    mkdir -p "$bundle"/rootfs/{bin,proc,dev,sys,tmp,etc,root}
-    cp "$bb" "$bundle/rootfs/bin/busybox"
-    for applet in $("$bundle/rootfs/bin/busybox" --list); do
-        [ "$applet" = busybox ] || ln -sf busybox "$bundle/rootfs/bin/$applet"
-    done
-    echo "root:x:0:0:root:/root:/bin/sh" > "$bundle/rootfs/etc/passwd"
-    echo "root:x:0:" > "$bundle/rootfs/etc/group"
+    scripts/rootfs.sh "$bundle/rootfs" || die "no target/rootfs, and building one failed"
 fi
 ( cd "$work" && runc spec && mv config.json spec.json )
 jq '.process.args = ["/bin/true"] | .process.terminal = false

@@ -28,12 +28,6 @@ cargo build --workspace --quiet
 root=target/rootfs
 if [ ! -x "$root/bin/busybox" ]; then
     rm -rf "$root"
-    mkdir -p "$root"/{bin,proc,dev,sys,tmp,etc,root}
-    cp "$(command -v busybox)" "$root/bin/busybox"
-    for applet in $("$root/bin/busybox" --list); do
-        [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
-    done
-    echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
-    echo "root:x:0:" > "$root/etc/group"
+    scripts/rootfs.sh "$root"
 fi
 echo "setup: built target/debug/{contd,contd-monitor,contctl}; rootfs at $root"

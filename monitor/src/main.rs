@@ -197,7 +197,7 @@ fn daemon(args: Args, sync: OwnedFd) -> Result<(), ()> {
     } else {
         sync
     };
-    sys::close_from(4);
+    sys::close_range(4, std::os::fd::RawFd::MAX);
     if let Ok(null) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -132,12 +132,7 @@ impl OomWatch {
 /// missing: kernels before 4.13 count no kills there).
 fn oom_kills(file: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(file).ok()?;
-    Some(
-        text.lines()
-            .find_map(|l| l.strip_prefix("oom_kill "))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0),
-    )
+    Some(runtime_core::oom_kill_field(&text).unwrap_or(0))
 }
 
 #[cfg(test)]

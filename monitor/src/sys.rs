@@ -52,13 +52,6 @@ pub(crate) fn fork() -> io::Result<Fork> {
     }
 }
 
-/// Closes every fd from `first` on.
-pub(crate) fn close_from(first: u32) {
-    // SAFETY: integer arguments only; closing fds nobody owns any more (the
-    // monitor has taken what it needs, above `first` nothing is referenced).
-    unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) };
-}
-
 /// `_exit`.
 pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: always safe; never returns.

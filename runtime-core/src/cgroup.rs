@@ -440,22 +440,23 @@ pub(crate) fn hierarchies() -> Vec<Hierarchy> {
 /// cgroup: `oom_kill` of `memory.events` (v2) or of `memory.oom_control`
 /// (v1, Linux 4.13+). Zero if the cgroup or the counter is missing.
 pub fn oom_kill_count(path: &str) -> u64 {
-    let candidates = if hierarchies::is_cgroup2_unified_mode() {
-        vec![format!("/sys/fs/cgroup/{path}/memory.events")]
+    let file = if hierarchies::is_cgroup2_unified_mode() {
+        format!("/sys/fs/cgroup/{path}/memory.events")
     } else {
-        vec![format!("/sys/fs/cgroup/memory/{path}/memory.oom_control")]
+        format!("/sys/fs/cgroup/memory/{path}/memory.oom_control")
     };
-    candidates
-        .iter()
-        .filter_map(|f| std::fs::read_to_string(f).ok())
-        .flat_map(|text| {
-            text.lines()
-                .filter_map(|l| l.strip_prefix("oom_kill "))
-                .filter_map(|v| v.trim().parse::<u64>().ok())
-                .collect::<Vec<_>>()
-        })
-        .next()
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|text| oom_kill_field(&text))
         .unwrap_or(0)
+}
+
+/// The `oom_kill` counter of a `memory.events` (v2) or `memory.oom_control`
+/// (v1) text, if it has one.
+pub fn oom_kill_field(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 #[cfg(test)]
