@@ -723,6 +723,7 @@ mod tests {
         let e = w.error.as_ref().expect("an error");
         assert_eq!(e.kind(), io::ErrorKind::StorageFull);
         assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
+        assert!(w.failing, "the last write failed");
         assert_eq!(w.dropped_records, 4);
         assert_eq!(w.dropped_bytes, 3 * REC + 30 + 10 + 8);
     }
