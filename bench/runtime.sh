@@ -3,6 +3,9 @@
 # /bin/true, N iterations each, interleaved (order rotated every iteration):
 #   run    `RT run ID` in the foreground (waits for the exit, then deletes)
 #   cycle  `RT create` + `RT start` + `RT state` until "stopped" + `RT delete`
+#   secure `RT run ID` with the secure default spec `contd-runtime spec`
+#          writes (moby's seccomp allow-list, 14 capabilities, masked paths),
+#          the same config.json for every runtime
 # Prints median/min/max in ms per runtime and the contd/runc, contd/crun ratios.
 # Each runtime has its own --root; every container gets its own cgroupsPath
 # under /<tag>/, checked for leftovers after each run and removed at exit.
@@ -90,7 +93,18 @@ fi
 ( cd "$work" && runc spec && mv config.json spec.json )
 jq '.process.args = ["/bin/true"] | .process.terminal = false
     | .linux.cgroupsPath = "@CGPATH@"' "$work/spec.json" > "$work/config.tmpl"
-set_cgroup() { sed "s|@CGPATH@|/$tag/$1|" "$work/config.tmpl" > "$bundle/config.json"; }
+# The secure bundle: the same rootfs (a symlink), contd-runtime's default spec.
+sbundle=$work/bundle-secure
+mkdir -p "$sbundle"
+"$contd" spec --bundle "$work" && mv "$work/config.json" "$work/secure.json"
+# crun 1.8 accepts only 1.0.x versions; nothing in the spec is newer.
+jq --arg r "$bundle/rootfs" '.ociVersion = "1.0.2-dev" | .process.args = ["/bin/true"] | .process.terminal = false | .root.path = $r
+    | .linux.cgroupsPath = "@CGPATH@"' "$work/secure.json" > "$work/secure.tmpl"
+# set_cgroup MODE CGPATH: the bundle of MODE gets its config with that cgroup.
+set_cgroup() {
+    if [ "$1" = secure ]; then sed "s|@CGPATH@|/$tag/$2|" "$work/secure.tmpl" > "$sbundle/config.json"
+    else sed "s|@CGPATH@|/$tag/$2|" "$work/config.tmpl" > "$bundle/config.json"; fi
+}
 
 # --- Timing: these functions also run, unchanged, in the namespace server. ---
 # Each sets RES to "ok <µs> <polls> <left>" or "fail <stage> <rc>"; only the
@@ -134,7 +148,7 @@ serve() {       # one request per line: mode rt_bin root bundle id log (tabs)
     echo ready
     while IFS=$'\t' read -r mode rt root b id log; do
         RES="fail bad-request 0"
-        case $mode in run) bench_run "$rt" "$root" "$b" "$id" "$log" ;;
+        case $mode in run|secure) bench_run "$rt" "$root" "$b" "$id" "$log" ;;
                     cycle) bench_cycle "$rt" "$root" "$b" "$id" "$log" ;; esac
         echo "$RES"
     done
@@ -166,14 +180,15 @@ fi
 declare -A times=() polls=() leftrun=() leftcg=() failed=()
 # measure MODE RT ID: one timed operation; records the time or the failure.
 measure() {
-    local mode=$1 rt=$2 id=$3 root=$work/root/$2 log=$work/log/$2.log d r
-    set_cgroup "$rt-$id"                      # cgroup /<tag>/<runtime>-<id>
+    local mode=$1 rt=$2 id=$3 root=$work/root/$2 log=$work/log/$2.log d r b=$bundle
+    set_cgroup "$mode" "$rt-$id"              # cgroup /<tag>/<runtime>-<id>
+    [ "$mode" != secure ] || b=$sbundle
     pending[$rt]=$id
     if [ "${where[$rt]}" = ns ]; then
-        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "${bin[$rt]}" "$root" "$bundle" "$id" "$log" >&"$ns_w"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "${bin[$rt]}" "$root" "$b" "$id" "$log" >&"$ns_w"
         read -r -t 120 -u "$ns_r" RES || RES="fail namespace-server-died 0"
     else
-        "bench_$mode" "${bin[$rt]}" "$root" "$bundle" "$id" "$log"
+        "bench_${mode/secure/run}" "${bin[$rt]}" "$root" "$b" "$id" "$log"
     fi
     read -r -a r <<<"$RES"
     if [ "${r[0]}" != ok ]; then
@@ -195,6 +210,7 @@ for rt in "${names[@]}"; do mkdir -p "$work/root/$rt"; : > "$work/log/$rt.log"; 
 # One untimed round each: warms caches and creates the /<tag> parent cgroups.
 for rt in "${names[@]}"; do
     measure run "$rt" warm-r; [ -n "${failed[$rt]:-}" ] || measure cycle "$rt" warm-c
+    [ -n "${failed[$rt]:-}" ] || measure secure "$rt" warm-s
 done
 for i in $(seq "$N"); do
     for k in "${!names[@]}"; do
@@ -203,6 +219,8 @@ for i in $(seq "$N"); do
         measure run "$rt" "r$i"
         [ -z "${failed[$rt]:-}" ] || continue
         measure cycle "$rt" "c$i"
+        [ -z "${failed[$rt]:-}" ] || continue
+        measure secure "$rt" "s$i"
     done
 done
 
@@ -216,23 +234,27 @@ echo "runc:          $(ver runc)"
 echo "crun:          $(ver crun)"
 echo "cgroups: $([ "$hybrid" = 1 ] && echo "hybrid; in a private mount namespace without /sys/fs/cgroup/unified:" || echo "not hybrid; all on the host") $(for rt in "${names[@]}"; do [ "${where[$rt]}" = ns ] && printf '%s ' "$rt"; done)"
 echo "iterations each (interleaved, rotated): $N; bundle: busybox /bin/true"
+echo "  run, cycle: \`runc spec\` (no seccomp); secure: \`contd-runtime spec\` (seccomp allow-list)"
 echo
-printf '%-14s %26s   %26s   %s\n' "" "run (ms)" "create+start+wait+delete (ms)" ""
-printf '%-14s %8s %8s %8s   %8s %8s %8s   %s\n' runtime median min max median min max "state polls/cycle"
+printf '%-14s %26s   %26s   %26s   %s\n' "" "run (ms)" "create+start+wait+delete (ms)" "run, secure spec (ms)" ""
+printf '%-14s %8s %8s %8s   %8s %8s %8s   %8s %8s %8s   %s\n' runtime median min max median min max \
+    median min max "state polls/cycle"
 declare -A med=()
 for rt in "${names[@]}"; do
     if [ -n "${failed[$rt]:-}" ]; then printf '%-14s FAILED\n' "$rt"; continue; fi
     read -r mr nr xr <<<"$(stats "${times[$rt.run]}")"
     read -r mc nc xc <<<"$(stats "${times[$rt.cycle]}")"
-    med[$rt.run]=$mr med[$rt.cycle]=$mc
-    printf '%-14s %8s %8s %8s   %8s %8s %8s   %.1f\n' "$rt" "$mr" "$nr" "$xr" "$mc" "$nc" "$xc" \
-        "$(awk -v p="${polls[$rt]}" -v n="$N" 'BEGIN {print p/n}')"
+    read -r ms ns xs <<<"$(stats "${times[$rt.secure]}")"
+    med[$rt.run]=$mr med[$rt.cycle]=$mc med[$rt.secure]=$ms
+    printf '%-14s %8s %8s %8s   %8s %8s %8s   %8s %8s %8s   %.1f\n' "$rt" "$mr" "$nr" "$xr" \
+        "$mc" "$nc" "$xc" "$ms" "$ns" "$xs" "$(awk -v p="${polls[$rt]}" -v n="$N" 'BEGIN {print p/n}')"
 done
 echo
 ratio() { [ -n "${med[$1]:-}" ] && [ -n "${med[$2]:-}" ] && awk -v a="${med[$1]}" -v b="${med[$2]}" 'BEGIN {printf "%.2f", a/b}' || echo n/a; }
 for other in runc crun; do
-    printf 'median ratio contd/%-5s  run %5s   cycle %5s\n' "$other" \
-        "$(ratio contd-runtime.run "$other.run")" "$(ratio contd-runtime.cycle "$other.cycle")"
+    printf 'median ratio contd/%-5s  run %5s   cycle %5s   secure %5s\n' "$other" \
+        "$(ratio contd-runtime.run "$other.run")" "$(ratio contd-runtime.cycle "$other.cycle")" \
+        "$(ratio contd-runtime.secure "$other.secure")"
 done
 for rt in "${names[@]}"; do
     [ "${leftrun[$rt]:-0}" = 0 ] || echo "note: $rt left the container behind after foreground run ${leftrun[$rt]}/$N times (deleted untimed)"
