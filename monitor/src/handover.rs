@@ -159,6 +159,9 @@ pub(crate) fn exec_self(args: &Args, h: &Handover) -> io::Error {
     if let Some(l) = args.linger {
         argv.extend(["--linger".to_string(), l.as_secs().to_string()]);
     }
+    if let Some(c) = &args.seccomp_cache {
+        argv.extend(["--seccomp-cache".to_string(), c.display().to_string()]);
+    }
     let Ok(argv) = argv
         .into_iter()
         .map(CString::new)

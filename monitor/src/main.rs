@@ -6,7 +6,8 @@
 //! is connected. It is single-threaded: one poll loop, no async runtime.
 //!
 //! Usage: `contd-monitor --state-dir DIR --log-path FILE --id ID --sync-fd N
-//! [--linger SECS] [--stdin] [--log-max-size BYTES] [--log-max-files N]`.
+//! [--linger SECS] [--stdin] [--log-max-size BYTES] [--log-max-files N]
+//! [--seccomp-cache DIR]`.
 //! Once the container is created the monitor re-executes itself with
 //! `--adopt FDS` in place of `--sync-fd` (see [`handover`]). A terminal (`process.terminal` in the
 //! bundle's config.json) gets a pty whose master the monitor holds.
@@ -58,6 +59,9 @@ pub(crate) struct Args {
     /// `--adopt`: the monitor re-executed itself after creating the
     /// container (see [`handover`]); these are the fds it kept.
     pub adopt: Option<handover::Adopt>,
+    /// `--seccomp-cache DIR`: compiled seccomp programs, shared by the
+    /// monitors of one contd (a profile is compiled once, not per create).
+    pub seccomp_cache: Option<PathBuf>,
 }
 
 /// Reads the arguments (without the program name).
@@ -67,6 +71,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut linger = None;
     let mut stdin = false;
     let mut adopt = None;
+    let mut seccomp_cache = None;
     let mut log_limits = LogLimits::default();
     while let Some(flag) = it.next() {
         if flag == "--stdin" {
@@ -78,6 +83,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--state-dir" => state_dir = Some(PathBuf::from(value)),
             "--log-path" => log_path = Some(PathBuf::from(value)),
             "--id" => id = Some(value),
+            "--seccomp-cache" => seccomp_cache = Some(PathBuf::from(value)),
             "--adopt" => adopt = Some(handover::Adopt::parse(&value)?),
             "--sync-fd" => sync_fd = Some(value.parse().map_err(|_| "bad --sync-fd")?),
             "--log-max-size" => {
@@ -116,6 +122,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         stdin,
         log_limits,
         adopt,
+        seccomp_cache,
     })
 }
 

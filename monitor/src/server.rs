@@ -75,6 +75,8 @@ struct Client {
 
 struct Monitor {
     state_dir: PathBuf,
+    /// `--seccomp-cache`, for exec.
+    seccomp_cache: Option<PathBuf>,
     container: Option<Container>,
     cgroup_path: String,
     log: LogWriter,
@@ -283,6 +285,7 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
     opts.console_socket = console_theirs;
     // Not our -1000: the container is what the OOM killer should pick.
     opts.default_oom_score_adj = Some(0);
+    opts.seccomp_cache = args.seccomp_cache.clone();
     let created = Container::create(opts);
     let container = match created {
         Ok(c) => c,
@@ -406,6 +409,7 @@ fn serve(args: Args, container: Option<Container>, h: Handover) -> Result<(), ()
         linger: args.linger,
         linger_deadline: None,
         state_dir: args.state_dir.clone(),
+        seccomp_cache: args.seccomp_cache.clone(),
         cgroup_path,
         container,
         log,
@@ -1204,13 +1208,9 @@ impl Monitor {
         req: &ExecRequest,
     ) -> Result<(u32, i32), String> {
         let container = self.container.as_ref().ok_or("container is released")?;
-        let mut opts = runtime_core::ExecOptions {
-            process,
-            stdio: Stdio::default(),
-            console_socket: None,
-            preserve_fds: 0,
-            default_oom_score_adj: Some(0),
-        };
+        let mut opts = runtime_core::ExecOptions::new(process);
+        opts.default_oom_score_adj = Some(0);
+        opts.seccomp_cache = self.seccomp_cache.clone();
         let mut console = None;
         let mut outputs = [None, None];
         let mut stdin = None;

@@ -47,6 +47,9 @@ pub(crate) fn validate(r: &LinuxResources) -> Result<(), SpecError> {
             ));
         }
     }
+    if r.memory().as_ref().and_then(|m| m.kernel_tcp()).is_some() {
+        kernel_tcp_supported(is_v2(), &hierarchies())?;
+    }
     if is_v2() {
         check_v2_controllers(r, &v2_controllers())?;
     }
@@ -73,6 +76,42 @@ pub(crate) fn validate(r: &LinuxResources) -> Result<(), SpecError> {
         }
     }
     Ok(())
+}
+
+/// `linux.resources.memory.kernelTCP` needs v1's `memory.kmem.tcp.*`
+/// files: cgroup v2 has none (socket memory counts toward `memory.max`),
+/// and newer kernels may drop them from v1.
+fn kernel_tcp_supported(v2: bool, hier: &[Hierarchy]) -> Result<(), SpecError> {
+    const F: &str = "linux.resources.memory.kernelTCP";
+    if v2 {
+        return Err(SpecError::unsupported(
+            F,
+            "cgroup v2 has no kernel TCP memory limit (socket memory counts toward memory.max)",
+        ));
+    }
+    let memory = hier
+        .iter()
+        .find(|h| h.fstype == "cgroup" && h.options.split(',').any(|o| o == "memory"));
+    match memory {
+        Some(h)
+            if h.mount_point
+                .join("memory.kmem.tcp.limit_in_bytes")
+                .exists() =>
+        {
+            Ok(())
+        }
+        Some(h) => Err(SpecError::unsupported(
+            F,
+            format!(
+                "this kernel's memory cgroup has no memory.kmem.tcp.limit_in_bytes (in {})",
+                h.mount_point.display()
+            ),
+        )),
+        None => Err(SpecError::unsupported(
+            F,
+            "this host has no cgroup v1 memory hierarchy",
+        )),
+    }
 }
 
 /// The controllers the cgroup v2 root offers (`cgroup.controllers`).
@@ -211,6 +250,15 @@ pub(crate) fn prepare(
             None
         };
         m.set(&r).map_err(|e| undo(format!("set resources: {e}")))?;
+        // cgroups-rs's OCI mapping leaves kernelTCP out; validate() made
+        // sure this is a v1 host that has it.
+        if let Some(limit) = r.memory().as_ref().and_then(|m| m.kernel_tcp()) {
+            let mem: &cgroups_rs::fs::memory::MemController = cg
+                .controller_of()
+                .ok_or_else(|| undo("no memory controller for kernelTCP".into()))?;
+            mem.set_tcp_limit(limit)
+                .map_err(|e| undo(format!("linux.resources.memory.kernelTCP: {e}")))?;
+        }
         if let Some(rules) = v2_devices {
             let dir = Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
             crate::devfilter::attach(&dir, &crate::devfilter::program(&rules))
@@ -240,9 +288,102 @@ fn task_files(cg: &Cgroup) -> Vec<std::ffi::CString> {
         .collect()
 }
 
-/// The `tasks` files of the existing cgroup `path`, for [`join_self`].
-pub(crate) fn existing_task_files(path: &str) -> Vec<std::ffi::CString> {
-    task_files(&Cgroup::load(hierarchies::auto(), path))
+/// The `tasks` files an exec'd process writes `0` to ([`join_self`]):
+/// those of the container's cgroup `path` or, for the controllers a
+/// sub-cgroup names, of that existing sub-cgroup (runc's `exec --cgroup
+/// [CONTROLLERS:]PATH`; no controllers: all of them). Empty on v2, where
+/// the parent moves the process to [`v2_exec_path`]; the sub-cgroup is
+/// checked all the same.
+///
+/// # Errors
+/// A sub-cgroup path that leaves the container's cgroup, does not exist,
+/// names an unknown controller or one twice.
+pub(crate) fn existing_task_files(
+    path: &str,
+    subs: &[(Vec<String>, String)],
+) -> Result<Vec<std::ffi::CString>, CgroupError> {
+    for (_, sub) in subs {
+        if sub.split('/').any(|c| c == "..") {
+            return Err(err(path, format!("bad sub-cgroup path {sub:?}")));
+        }
+    }
+    let cg = Cgroup::load(hierarchies::auto(), path);
+    if is_v2() {
+        if subs.iter().any(|(c, _)| !c.is_empty()) || subs.len() > 1 {
+            return Err(err(
+                path,
+                "cgroup v2 has one tree: give one sub-cgroup, without controllers",
+            ));
+        }
+        if let Some((_, sub)) = subs.first() {
+            let dir = Path::new("/sys/fs/cgroup")
+                .join(path.trim_start_matches('/'))
+                .join(sub.trim_start_matches('/'));
+            if !dir.is_dir() {
+                return Err(err(path, format!("sub-cgroup {sub:?} does not exist")));
+            }
+        }
+        return Ok(Vec::new());
+    }
+    if subs.is_empty() {
+        return Ok(task_files(&cg));
+    }
+    let subsystems = cg.subsystems();
+    let names: Vec<String> = subsystems.iter().map(|s| s.controller_name()).collect();
+    for (controllers, sub) in subs {
+        for c in controllers {
+            if !names.contains(c) {
+                return Err(err(
+                    path,
+                    format!("unknown controller {c:?} in sub-cgroup {c}:{sub}"),
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (s, name) in subsystems.iter().zip(&names) {
+        let matching: Vec<&String> = subs
+            .iter()
+            .filter(|(c, _)| c.is_empty() || c.contains(name))
+            .map(|(_, sub)| sub)
+            .collect();
+        let mut dir = s.to_controller().path().to_path_buf();
+        match matching.as_slice() {
+            [] => {}
+            [sub] => {
+                dir.push(sub.trim_start_matches('/'));
+                if !dir.is_dir() {
+                    return Err(err(
+                        path,
+                        format!("sub-cgroup {sub:?} does not exist for {name}"),
+                    ));
+                }
+            }
+            _ => {
+                return Err(err(
+                    path,
+                    format!("controller {name} has more than one sub-cgroup"),
+                ))
+            }
+        }
+        let tasks = dir.join("tasks");
+        if tasks.exists() {
+            use std::os::unix::ffi::OsStrExt;
+            if let Ok(c) = std::ffi::CString::new(tasks.as_os_str().as_bytes()) {
+                out.push(c);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Where the parent moves an exec'd process on v2: the container's cgroup
+/// or its sub-cgroup (checked by [`existing_task_files`]).
+pub(crate) fn v2_exec_path(path: &str, subs: &[(Vec<String>, String)]) -> String {
+    match subs.first() {
+        Some((_, sub)) => format!("{path}/{}", sub.trim_start_matches('/')),
+        None => path.to_string(),
+    }
 }
 
 /// Moves `pid` into the existing cgroup `path` from outside. On v1 the kernel makes

@@ -1,7 +1,7 @@
 //! The parent side: create, start, kill, delete, and derived status.
 
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext};
@@ -70,6 +70,10 @@ pub struct CreateOptions {
     /// oom_score_adj when the spec sets none, instead of inheriting the
     /// caller's (a monitor runs at -1000; its container must not).
     pub default_oom_score_adj: Option<i32>,
+    /// A directory for compiled seccomp programs, so that a profile is
+    /// compiled once rather than for every container (created 0700 if
+    /// missing; ignored unless only root can write it).
+    pub seccomp_cache: Option<PathBuf>,
 }
 
 impl CreateOptions {
@@ -89,6 +93,7 @@ impl CreateOptions {
             preserve_fds: 0,
             extra_env: Vec::new(),
             default_oom_score_adj: None,
+            seccomp_cache: None,
         }
     }
 }
@@ -112,7 +117,7 @@ impl Container {
     /// failure undoes what was done (init killed and reaped, cgroup and state
     /// files removed) and says so if undoing failed too.
     pub fn create(opts: CreateOptions) -> Result<Container, Error> {
-        let checked = spec::load(&opts.bundle, &opts.id)?;
+        let checked = spec::load(&opts.bundle, &opts.id, opts.seccomp_cache.as_deref())?;
         let made_dir = !opts.state_dir.exists();
         // Only root may reach the state dir: the exec fifo in it is
         // writable by the container's (possibly unprivileged) user.
@@ -287,7 +292,7 @@ impl Container {
             return Ok(());
         };
         let json = serde_json::to_vec(&self.oci_state()).unwrap_or_default();
-        crate::hooks::run(kind, &list, &json).map_err(Error::Hook)
+        crate::hooks::run(kind, &list, &json, None).map_err(Error::Hook)
     }
 
     /// Releases init from the exec fifo. Waits on the fifo and on init's
@@ -370,13 +375,15 @@ impl Container {
     }
 
     /// Releases the container's resources: its cgroup and its runtime state
-    /// dir. Refuses a living container unless `force`, which kills it first
-    /// (the caller, if it is init's parent, reaps it).
+    /// dir, then runs the poststop hooks. Refuses a container that is not
+    /// stopped unless `force`, which kills it first (the caller, if it is
+    /// init's parent, reaps it). Returns warnings: the poststop hooks that
+    /// failed (the runtime spec has them warn; the others still run).
     ///
     /// # Errors
-    /// If the container lives and `force` is false, or a resource cannot be
-    /// removed.
-    pub fn delete(self, force: bool) -> Result<(), Error> {
+    /// If the container is not stopped and `force` is false (nothing is
+    /// changed), or a resource cannot be removed.
+    pub fn delete(self, force: bool) -> Result<Vec<String>, Error> {
         let status = self.status();
         if status != Status::Stopped {
             if !force {
@@ -396,10 +403,15 @@ impl Container {
             );
         }
         remove_cgroup(&self.state.cgroup_path)?;
-        let hooks = self.run_hooks("poststop", |h| h.poststop().clone());
+        let state = serde_json::to_vec(&self.oci_state()).unwrap_or_default();
+        let poststop = self
+            .spec()
+            .ok()
+            .and_then(|s| s.hooks().as_ref().and_then(|h| h.poststop().clone()))
+            .unwrap_or_default();
         std::fs::remove_dir_all(&self.state_dir)
             .ctx(|| format!("remove state dir {}", self.state_dir.display()))?;
-        hooks
+        Ok(hooks::run_all("poststop", &poststop, &state))
     }
 
     fn state_error(&self, status: Status, message: &str) -> Error {
@@ -483,6 +495,49 @@ pub(crate) mod tag {
     pub const READY: u8 = b'R';
     /// Init → parent: setup failed; the rest is the message.
     pub const ERROR: u8 = b'E';
+    /// Child → parent: a seccomp filter with a listener is loaded; the rest
+    /// is the number of its fd in the child, for `pidfd_getfd`.
+    pub const SECCOMP: u8 = b'S';
+    /// Parent → child: the listener has the fd.
+    pub const SECCOMP_DONE: u8 = b's';
+}
+
+/// Passes the seccomp listener fd a child announced (`packet`, after its
+/// tag) to the profile's `listenerPath`, with the container's state, as
+/// runc does: one `SCM_RIGHTS` message carrying `{"ociVersion", "fds":
+/// ["seccompFd"], "pid", "metadata", "state"}`, where `pid` is the host pid
+/// of the process the filter is on. Then tells the child to go on.
+pub(crate) fn hand_to_listener(
+    profile: Option<&oci_spec::runtime::LinuxSeccomp>,
+    sync: BorrowedFd<'_>,
+    child: BorrowedFd<'_>,
+    pid: i32,
+    packet: &[u8],
+    state: &state::OciState,
+) -> Result<(), Error> {
+    let path = profile
+        .and_then(|s| s.listener_path().clone())
+        .ok_or_else(|| Error::Init("a seccomp listener fd but no listenerPath".into()))?;
+    let number: RawFd = std::str::from_utf8(packet)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| Error::Init("bad seccomp fd message".into()))?;
+    let fd = sys::pidfd_getfd(child, number).ctx(|| "take the seccomp listener fd".into())?;
+    let msg = serde_json::json!({
+        "ociVersion": state::OCI_VERSION,
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "metadata": profile.and_then(|s| s.listener_metadata().clone()).unwrap_or_default(),
+        "state": state,
+    });
+    let sock = sys::connect_unix(&path).ctx(|| format!("connect {}", path.display()))?;
+    sys::send_fd(
+        sock.as_fd(),
+        &serde_json::to_vec(&msg).unwrap_or_default(),
+        fd.as_fd(),
+    )
+    .ctx(|| format!("send the seccomp fd to {}", path.display()))?;
+    sys::send(sync, &[tag::SECCOMP_DONE]).ctx(|| "resume after seccomp".into())
 }
 
 /// Runs `f` with the calling process's pid namespace for children switched
@@ -674,18 +729,33 @@ fn create_inner(
                         "prestart",
                         h.prestart().as_deref().unwrap_or_default(),
                         &json,
+                        None,
                     )
                     .map_err(Error::Hook)?;
                     hooks::run(
                         "createRuntime",
                         h.create_runtime().as_deref().unwrap_or_default(),
                         &json,
+                        None,
                     )
                     .map_err(Error::Hook)?;
                 }
                 sys::send(parent_sock.as_fd(), &[tag::HOOKS_DONE])
                     .ctx(|| "resume init after hooks".into())?;
             }
+            Some(&tag::SECCOMP) => hand_to_listener(
+                checked
+                    .spec
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.seccomp().as_ref()),
+                parent_sock.as_fd(),
+                pidfd.as_fd(),
+                pid,
+                &buf[1..n],
+                &oci,
+            )
+            .map_err(|e| init_error_or(parent_sock.as_fd(), e))?,
             Some(&tag::ERROR) if n > 0 => {
                 return Err(Error::Init(
                     String::from_utf8_lossy(&buf[1..n]).into_owned(),

@@ -32,6 +32,34 @@ pub struct ExecOptions {
     pub preserve_fds: u32,
     /// oom_score_adj when the process sets none (instead of the caller's).
     pub default_oom_score_adj: Option<i32>,
+    /// Exec into a paused container too (runc's `--ignore-paused`): the
+    /// process joins the frozen cgroup, and `exec` returns once the
+    /// container is resumed and the process is set up.
+    pub ignore_paused: bool,
+    /// Sub-cgroups of the container's to run the process in (runc's
+    /// `exec --cgroup`): a path relative to the container's cgroup, for
+    /// the listed v1 controllers (empty: all of them, or the v2 tree).
+    /// They must exist.
+    pub sub_cgroups: Vec<(Vec<String>, String)>,
+    /// Where compiled seccomp programs are cached (see
+    /// [`CreateOptions::seccomp_cache`](crate::CreateOptions)).
+    pub seccomp_cache: Option<std::path::PathBuf>,
+}
+
+impl ExecOptions {
+    /// Options for `process` with the caller's stdio and nothing extra.
+    pub fn new(process: Process) -> Self {
+        ExecOptions {
+            process,
+            stdio: Stdio::default(),
+            console_socket: None,
+            preserve_fds: 0,
+            default_oom_score_adj: None,
+            ignore_paused: false,
+            sub_cgroups: Vec::new(),
+            seccomp_cache: None,
+        }
+    }
 }
 
 fn ns_name(t: LinuxNamespaceType) -> (&'static str, libc::c_int) {
@@ -57,7 +85,8 @@ impl Container {
     /// up fails (the message says what; nothing is left behind).
     pub fn exec(&self, opts: ExecOptions) -> Result<i32, Error> {
         let status = self.status();
-        if !matches!(status, Status::Created | Status::Running) {
+        let paused_ok = opts.ignore_paused && status == Status::Paused;
+        if !matches!(status, Status::Created | Status::Running) && !paused_ok {
             return Err(Error::State {
                 id: self.id().into(),
                 status: status.as_str().into(),
@@ -79,6 +108,31 @@ impl Container {
                 "must name a program",
             )));
         }
+        if let Some(s) = opts.process.scheduler() {
+            crate::sched::scheduler(s)?;
+        }
+        crate::spec::exec_cpu_affinity(&opts.process)?;
+        let affinity = |list: &Option<String>, name: &str| {
+            list.as_deref()
+                .filter(|l| !l.is_empty())
+                .map(|l| crate::sched::cpu_mask(&format!("process.execCPUAffinity.{name}"), l))
+                .transpose()
+        };
+        let (cpus_initial, cpus_final) = match opts.process.exec_cpu_affinity() {
+            Some(a) => (
+                affinity(a.initial(), "initial")?,
+                affinity(a.cpu_affinity_final(), "final")?,
+            ),
+            None => (None, None),
+        };
+        let memory_policy = match linux.memory_policy() {
+            Some(p) => Some(crate::sched::memory_policy(p)?),
+            None => None,
+        };
+        let persona = match linux.personality() {
+            Some(p) => Some(init::persona(p).map_err(Error::Exec)?),
+            None => None,
+        };
         let pid = self.pid();
         // Open init's namespaces now: the fds pin them even if init exits.
         let mut joins: Vec<(OwnedFd, libc::c_int)> = Vec::new();
@@ -93,6 +147,22 @@ impl Container {
             let fd = sys::open(&path, libc::O_RDONLY).ctx(|| format!("open {}", path.display()))?;
             joins.push((fd, flag));
         }
+        // Without a mount namespace of its own the container is a chroot:
+        // the process gets init's root.
+        let root = if linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .any(|n| n.typ() == LinuxNamespaceType::Mount)
+        {
+            None
+        } else {
+            let path = PathBuf::from(format!("/proc/{pid}/root"));
+            Some(
+                sys::open(&path, libc::O_PATH | libc::O_DIRECTORY)
+                    .ctx(|| format!("open {}", path.display()))?,
+            )
+        };
         // User namespace first, mount namespace last.
         joins.sort_by_key(|(_, f)| match *f {
             libc::CLONE_NEWUSER => 0,
@@ -108,17 +178,11 @@ impl Container {
                 message: "cannot exec".into(),
             });
         }
-        let listener = match linux
-            .seccomp()
-            .as_ref()
-            .and_then(|s| s.listener_path().clone())
-        {
-            Some(p) => Some(sys::connect_unix(&p).ctx(|| format!("connect {}", p.display()))?),
-            None => None,
-        };
-        // Built here, loaded by the child.
+        // Compiled here (or read from the cache), loaded by the child.
         let filter = match linux.seccomp() {
-            Some(s) => Some(crate::seccomp::prepare(s).map_err(Error::Exec)?),
+            Some(s) => Some(
+                crate::seccomp::prepare(s, opts.seccomp_cache.as_deref()).map_err(Error::Exec)?,
+            ),
             None => None,
         };
         let (parent_sock, child_sock) =
@@ -128,9 +192,9 @@ impl Container {
             opts.stdio.stdout.as_ref().map(|f| f.as_raw_fd()),
             opts.stdio.stderr.as_ref().map(|f| f.as_raw_fd()),
         ];
-        let state_json = serde_json::to_vec(&self.oci_state()).unwrap_or_default();
+        let state = self.oci_state();
         // The child joins the cgroup itself on v1 (no RCU wait).
-        let tasks = cgroup::existing_task_files(self.cgroup_path());
+        let tasks = cgroup::existing_task_files(self.cgroup_path(), &opts.sub_cgroups)?;
         let child = in_pid_ns_for_children(pid_ns.as_deref(), || {
             // SAFETY: runtime-core's contract: called from a single-threaded
             // process (the CLI or the monitor).
@@ -141,14 +205,17 @@ impl Container {
                     close: parent_sock.as_raw_fd(),
                     stdio,
                     joins: &joins,
+                    root: root.as_ref(),
                     process: &opts.process,
                     console: opts.console_socket.as_ref().map(|f| f.as_raw_fd()),
                     preserve_fds: opts.preserve_fds,
-                    seccomp: linux.seccomp().as_ref().zip(filter.as_ref()),
-                    listener,
-                    state_json: &state_json,
+                    seccomp: filter.as_ref(),
                     cgroup_tasks: &tasks,
                     default_oom_score_adj: opts.default_oom_score_adj,
+                    memory_policy: memory_policy.as_ref(),
+                    persona,
+                    cpus_initial: cpus_initial.as_deref(),
+                    cpus_final: cpus_final.as_deref(),
                 }),
                 sys::Forked::Parent(p) => Ok(p),
             }
@@ -163,24 +230,43 @@ impl Container {
             e
         };
         if tasks.is_empty() {
-            cgroup::attach(self.cgroup_path(), child).map_err(|e| kill_child(e.into()))?;
+            let path = cgroup::v2_exec_path(self.cgroup_path(), &opts.sub_cgroups);
+            cgroup::attach(&path, child).map_err(|e| kill_child(e.into()))?;
         }
         sys::send(parent_sock.as_fd(), &[tag::GO])
             .ctx(|| "release exec process".into())
             .map_err(kill_child)?;
         let mut buf = vec![0u8; 8192];
-        let n = sys::recv(parent_sock.as_fd(), &mut buf)
-            .ctx(|| "wait for exec process".into())
-            .map_err(kill_child)?;
-        match buf.first() {
-            Some(&tag::READY) if n == 1 => Ok(child),
-            Some(&tag::ERROR) if n > 0 => {
-                let msg = String::from_utf8_lossy(&buf[1..n]).into_owned();
-                Err(kill_child(Error::Init(msg)))
+        loop {
+            let n = sys::recv(parent_sock.as_fd(), &mut buf)
+                .ctx(|| "wait for exec process".into())
+                .map_err(kill_child)?;
+            match buf.first() {
+                Some(&tag::READY) if n == 1 => return Ok(child),
+                Some(&tag::SECCOMP) => {
+                    let pidfd = sys::pidfd_open(child)
+                        .ctx(|| format!("pidfd_open {child}"))
+                        .map_err(kill_child)?;
+                    crate::container::hand_to_listener(
+                        linux.seccomp().as_ref(),
+                        parent_sock.as_fd(),
+                        pidfd.as_fd(),
+                        child,
+                        &buf[1..n],
+                        &state,
+                    )
+                    .map_err(kill_child)?;
+                }
+                Some(&tag::ERROR) if n > 0 => {
+                    let msg = String::from_utf8_lossy(&buf[1..n]).into_owned();
+                    return Err(kill_child(Error::Init(msg)));
+                }
+                _ => {
+                    return Err(kill_child(Error::Init(
+                        "exec process died during setup".into(),
+                    )))
+                }
             }
-            _ => Err(kill_child(Error::Init(
-                "exec process died during setup".into(),
-            ))),
         }
     }
 }
@@ -190,20 +276,33 @@ struct ChildArgs<'a> {
     close: RawFd,
     stdio: [Option<RawFd>; 3],
     joins: &'a [(OwnedFd, libc::c_int)],
+    /// Init's root, to chroot into (a container without a mount namespace).
+    root: Option<&'a OwnedFd>,
     process: &'a Process,
     console: Option<RawFd>,
     preserve_fds: u32,
-    seccomp: Option<init::Seccomp<'a>>,
-    listener: Option<OwnedFd>,
-    state_json: &'a [u8],
+    seccomp: Option<&'a crate::seccomp::Filter>,
     cgroup_tasks: &'a [std::ffi::CString],
     default_oom_score_adj: Option<i32>,
+    memory_policy: Option<&'a crate::sched::MemPolicy>,
+    /// `linux.personality`, as init has it.
+    persona: Option<libc::c_ulong>,
+    /// `execCPUAffinity.initial`: before the cgroup is joined.
+    cpus_initial: Option<&'a [u64]>,
+    /// `execCPUAffinity.final`: after.
+    cpus_final: Option<&'a [u64]>,
 }
 
 fn child_main(a: ChildArgs<'_>) -> ! {
     sys::close(a.close);
     let sync = a.sync;
-    match child_setup(a) {
+    let notify = a.seccomp.is_some_and(|f| f.notify());
+    match child_setup(a).and_then(|mut p| {
+        if notify {
+            p.load_seccomp_now(sync)?;
+        }
+        Ok(p)
+    }) {
         Ok(p) => {
             let _ = sys::send(sys::borrow_raw(sync), &[tag::READY]);
             sys::close(sync);
@@ -221,6 +320,9 @@ fn child_main(a: ChildArgs<'_>) -> ! {
 fn child_setup(a: ChildArgs<'_>) -> Result<init::Prepared<'_>, String> {
     // Before anything of the container can see us.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| format!("set non-dumpable: {e}"))?;
+    if let Some(m) = a.cpus_initial {
+        crate::sched::apply_cpu_mask(m)?;
+    }
     cgroup::join_self(a.cgroup_tasks)?;
     sys::reset_signals().map_err(|e| format!("reset signals: {e}"))?;
     sys::cloexec_from(3 + a.preserve_fds).map_err(|e| format!("close_range: {e}"))?;
@@ -234,9 +336,17 @@ fn child_setup(a: ChildArgs<'_>) -> Result<init::Prepared<'_>, String> {
         Ok(n) if n >= 1 && buf[0] == tag::GO => {}
         _ => return Err("parent went away".into()),
     }
+    // In the cgroup now (joined above on v1, moved by the parent on v2).
+    if let Some(m) = a.cpus_final {
+        crate::sched::apply_cpu_mask(m)?;
+    }
     for (fd, flag) in a.joins {
         sys::setns(fd.as_fd(), *flag).map_err(|e| format!("join namespace {flag:#x}: {e}"))?;
     }
+    if let Some(p) = a.persona {
+        sys::personality(p).map_err(|e| format!("personality: {e}"))?;
+    }
+    init::oom_score_adj(a.process, a.default_oom_score_adj)?;
     sys::setsid().map_err(|e| format!("setsid: {e}"))?;
     if a.process.terminal() == Some(true) {
         let sock = a.console.ok_or("a terminal needs a console socket")?;
@@ -247,12 +357,10 @@ fn child_setup(a: ChildArgs<'_>) -> Result<init::Prepared<'_>, String> {
             .map(|b| (b.height() as u16, b.width() as u16));
         console::setup(sys::borrow_raw(sock), size, false)?;
     }
-    init::prepare_process(
-        a.process,
-        &[],
-        a.seccomp,
-        a.listener,
-        a.state_json,
-        a.default_oom_score_adj,
-    )
+    // After the terminal: a pty comes from the host's /dev/ptmx then.
+    if let Some(root) = a.root {
+        sys::fchdir(root.as_fd()).map_err(|e| format!("chdir to the container's root: {e}"))?;
+        std::os::unix::fs::chroot(".").map_err(|e| format!("chroot: {e}"))?;
+    }
+    init::prepare_process(a.process, &[], a.seccomp, a.memory_policy)
 }

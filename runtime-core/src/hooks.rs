@@ -1,7 +1,7 @@
 //! OCI hooks: each runs with the container's state JSON on stdin, its own
 //! `env`, and its `timeout` (seconds); a failing or timed-out hook fails the
-//! operation that ran it (but poststart and poststop, which only warn, as
-//! the runtime spec says).
+//! operation that ran it, but for poststop hooks, which only warn and go on
+//! to the next, as the runtime spec says ([`run_all`]).
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -10,19 +10,40 @@ use std::time::{Duration, Instant};
 
 use oci_spec::runtime::Hook;
 
-/// Runs `hooks` in order; stops at the first failure.
+/// Runs `hooks` in order; stops at the first failure. A hook without
+/// `env` gets `default_env` (startContainer hooks get the process's, as
+/// with runc and crun), or an empty environment.
 ///
 /// # Errors
 /// Text naming the hook kind, its index and path, and what failed.
-pub(crate) fn run(kind: &str, hooks: &[Hook], state_json: &[u8]) -> Result<(), String> {
+pub(crate) fn run(
+    kind: &str,
+    hooks: &[Hook],
+    state_json: &[u8],
+    default_env: Option<&[String]>,
+) -> Result<(), String> {
     for (i, h) in hooks.iter().enumerate() {
-        run_one(h, state_json)
+        run_one(h, state_json, default_env)
             .map_err(|e| format!("{kind} hook #{i} {}: {e}", h.path().display()))?;
     }
     Ok(())
 }
 
-fn run_one(h: &Hook, state_json: &[u8]) -> Result<(), String> {
+/// Runs every hook of `hooks` in order, whatever fails; returns what
+/// failed, one line each.
+pub(crate) fn run_all(kind: &str, hooks: &[Hook], state_json: &[u8]) -> Vec<String> {
+    hooks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| {
+            run_one(h, state_json, None)
+                .err()
+                .map(|e| format!("{kind} hook #{i} {}: {e}", h.path().display()))
+        })
+        .collect()
+}
+
+fn run_one(h: &Hook, state_json: &[u8], default_env: Option<&[String]>) -> Result<(), String> {
     let args = h.args().clone().unwrap_or_default();
     let mut cmd = Command::new(h.path());
     if let Some(a0) = args.first() {
@@ -33,7 +54,7 @@ fn run_one(h: &Hook, state_json: &[u8]) -> Result<(), String> {
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
-    for kv in h.env().iter().flatten() {
+    for kv in h.env().as_deref().or(default_env).unwrap_or_default() {
         if let Some((k, v)) = kv.split_once('=') {
             cmd.env(k, v);
         }

@@ -1,15 +1,25 @@
 //! The child side of `create`: runs in the freshly cloned init, in its new
-//! namespaces, and never returns. Order, as DESIGN.md fixes it: namespaces →
-//! mounts → (createRuntime hooks in the parent, createContainer hooks here)
-//! → `pivot_root` → sysctl, console, read-only and masked paths → hostname →
-//! rlimits → user/groups → capabilities → `no_new_privs` → wait for start →
+//! namespaces, and never returns. Order, as DESIGN.md fixes it: namespaces
+//! (a time namespace's offsets written before the switch to the user
+//! namespace's root) → mounts → (createRuntime hooks in the parent,
+//! createContainer hooks here) → `pivot_root`, or a `chroot` for a container
+//! without a mount namespace of its own → sysctl, console, read-only and
+//! masked paths → hostname → rlimits, scheduler, memory policy →
+//! user/groups → capabilities → `no_new_privs` → wait for start →
 //! startContainer hooks → seccomp → `execve`.
+//!
+//! Seccomp is loaded last, so nothing a filter could block runs between it
+//! and `execve`; without `no_new_privs` init keeps CAP_SYS_ADMIN for it until
+//! `execve` drops it. A filter with a listener is the exception: the
+//! listener must have its fd when create returns, so it is loaded before
+//! the ready report and the fd goes to the parent (see
+//! [`Prepared::load_seccomp_now`]).
 //!
 //! Any failure before the ready report goes back to the parent as text over
 //! the sync socket; init then exits with status 1.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -143,13 +153,22 @@ fn drop_bounding(process: &Process) -> Result<(), String> {
     Ok(())
 }
 
-fn capabilities(process: &Process) -> Result<(), String> {
+/// Sets the process's capability sets. `keep_sys_admin` keeps
+/// CAP_SYS_ADMIN in the effective and permitted sets (never the
+/// inheritable, ambient or bounding ones) for a seccomp load without
+/// `no_new_privs` right before execve, which drops it again.
+fn capabilities(process: &Process, keep_sys_admin: bool) -> Result<(), String> {
     use caps::{CapSet, Capability, CapsHashSet};
     let Some(spec_caps) = process.capabilities() else {
         // No capabilities object: the process gets none (runc, youki #3554);
         // the bounding set is already empty.
-        caps::clear(None, CapSet::Effective).map_err(|e| format!("clear effective: {e}"))?;
-        caps::clear(None, CapSet::Permitted).map_err(|e| format!("clear permitted: {e}"))?;
+        let kept: CapsHashSet = if keep_sys_admin {
+            [Capability::CAP_SYS_ADMIN].into_iter().collect()
+        } else {
+            CapsHashSet::new()
+        };
+        caps::set(None, CapSet::Effective, &kept).map_err(|e| format!("set effective: {e}"))?;
+        caps::set(None, CapSet::Permitted, &kept).map_err(|e| format!("set permitted: {e}"))?;
         caps::clear(None, CapSet::Inheritable).map_err(|e| format!("clear inheritable: {e}"))?;
         return Ok(());
     };
@@ -160,10 +179,16 @@ fn capabilities(process: &Process) -> Result<(), String> {
             .filter_map(|c| Capability::from_str(&format!("CAP_{c}")).ok())
             .collect()
     };
-    let effective = conv(spec_caps.effective());
-    let permitted = conv(spec_caps.permitted());
+    let mut effective = conv(spec_caps.effective());
+    let mut permitted = conv(spec_caps.permitted());
     let inheritable = conv(spec_caps.inheritable());
     let ambient = conv(spec_caps.ambient());
+    // Ambient capabilities must be permitted by the spec itself.
+    let spec_permitted = permitted.clone();
+    if keep_sys_admin {
+        effective.insert(Capability::CAP_SYS_ADMIN);
+        permitted.insert(Capability::CAP_SYS_ADMIN);
+    }
     caps::set(None, CapSet::Effective, &effective).map_err(|e| format!("set effective: {e}"))?;
     caps::set(None, CapSet::Permitted, &permitted).map_err(|e| format!("set permitted: {e}"))?;
     caps::set(None, CapSet::Inheritable, &inheritable)
@@ -173,7 +198,7 @@ fn capabilities(process: &Process) -> Result<(), String> {
     // or inheritable set; like runc, such a request leaves it out (fewer
     // privileges, never more) instead of failing the container.
     for cap in ambient {
-        if permitted.contains(&cap) && inheritable.contains(&cap) {
+        if spec_permitted.contains(&cap) && inheritable.contains(&cap) {
             caps::raise(None, CapSet::Ambient, cap)
                 .map_err(|e| format!("raise ambient {cap}: {e}"))?;
         }
@@ -196,7 +221,7 @@ fn wait_for(sync: RawFd, want: u8) -> Result<Vec<u8>, String> {
     }
 }
 
-fn persona(p: &oci_spec::runtime::LinuxPersonality) -> Result<libc::c_ulong, String> {
+pub(crate) fn persona(p: &oci_spec::runtime::LinuxPersonality) -> Result<libc::c_ulong, String> {
     use oci_spec::runtime::LinuxPersonalityDomain as D;
     match p.domain() {
         D::PerLinux => Ok(0x0000),
@@ -247,6 +272,11 @@ fn setup(args: InitArgs<'_>) -> Result<std::convert::Infallible, String> {
             sys::dup2(*fd, target as RawFd).map_err(|e| format!("dup2 stdio {target}: {e}"))?;
         }
     }
+    // Our fds as the host's /proc shows them, to reopen the exec fifo by:
+    // the rootfs may have no /proc (a chroot without a mount namespace, a
+    // spec without a /proc mount). Closed as soon as the fifo is open.
+    let own_fds = sys::open(Path::new("/proc/self/fd"), libc::O_PATH | libc::O_DIRECTORY)
+        .map_err(|e| format!("open /proc/self/fd: {e}"))?;
 
     // In a new user namespace, wait until the parent has written our id
     // mappings. The cgroup move (slow on v1: the kernel waits for an RCU
@@ -255,16 +285,10 @@ fn setup(args: InitArgs<'_>) -> Result<std::convert::Infallible, String> {
     if ns.clone_flags & libc::CLONE_NEWUSER != 0 && ns.join_user.is_none() {
         wait_for(args.sync, tag::MAPPED)?;
     }
-    let mut go: Option<Vec<u8>> = None;
-    let ensure_go = |go: &mut Option<Vec<u8>>| -> Result<(), String> {
-        if go.is_none() {
-            *go = Some(wait_for(args.sync, tag::GO)?);
-            if ns.new_cgroup {
-                sys::unshare(libc::CLONE_NEWCGROUP)
-                    .map_err(|e| format!("new cgroup namespace: {e}"))?;
-            }
-        }
-        Ok(())
+    let mut go = Go {
+        sync: args.sync,
+        new_cgroup: ns.new_cgroup,
+        state: None,
     };
 
     if let Some(path) = &ns.join_user {
@@ -273,6 +297,15 @@ fn setup(args: InitArgs<'_>) -> Result<std::convert::Infallible, String> {
         sys::setns(fd.as_fd(), libc::CLONE_NEWUSER)
             .map_err(|e| format!("join {}: {e}", path.display()))?;
         sys::unshare(ns.clone_flags).map_err(|e| format!("unshare namespaces: {e}"))?;
+    }
+    if ns.new_time {
+        // Before the switch to the namespace's root: that change of
+        // credentials makes init non-dumpable, which hands its /proc files
+        // to the host's root and leaves timens_offsets unwritable to it.
+        sys::unshare(crate::spec::CLONE_NEWTIME).map_err(|e| format!("new time namespace: {e}"))?;
+        if let Some(o) = linux.time_offsets() {
+            time_offsets(o)?;
+        }
     }
     if ns.user() {
         // Become root of the user namespace before anything privileged.
@@ -284,40 +317,98 @@ fn setup(args: InitArgs<'_>) -> Result<std::convert::Infallible, String> {
             sys::open(path, libc::O_RDONLY).map_err(|e| format!("open {}: {e}", path.display()))?;
         sys::setns(fd.as_fd(), *flag).map_err(|e| format!("join {}: {e}", path.display()))?;
     }
-    if ns.new_time {
-        sys::unshare(crate::spec::CLONE_NEWTIME).map_err(|e| format!("new time namespace: {e}"))?;
-        if let Some(o) = linux.time_offsets() {
-            time_offsets(o)?;
-        }
-    }
     if ns.clone_flags & libc::CLONE_NEWNET != 0 {
         sys::loopback_up().map_err(|e| format!("bring lo up: {e}"))?;
     }
     if let Some(p) = linux.personality() {
         sys::personality(persona(p)?).map_err(|e| format!("personality: {e}"))?;
     }
-    // The seccomp notify listener lives on the host: reach it before pivot.
-    let listener = match linux
-        .seccomp()
-        .as_ref()
-        .and_then(|s| s.listener_path().clone())
-    {
-        Some(p) => {
-            Some(sys::connect_unix(&p).map_err(|e| format!("connect {}: {e}", p.display()))?)
-        }
-        None => None,
-    };
+    // Through the host's /proc: the rootfs may have none.
+    oom_score_adj(process, args.default_oom_score_adj)?;
 
     // Mounts happen with umask 0 so device nodes get exactly their mode.
     sys::umask(0);
-    let root_prop = linux
-        .rootfs_propagation()
-        .as_deref()
-        .and_then(rootfs::propagation_flag)
-        .unwrap_or(libc::MS_SLAVE | libc::MS_REC);
+    if ns.has(libc::CLONE_NEWNS) {
+        rootfs_in_own_mount_ns(&args, &mut go)?;
+    } else {
+        // The host's mount table is the container's: mount nothing (spec
+        // check warned about what is left out), chroot into the rootfs.
+        container_hooks(&args, go.wait()?)?;
+        // Through the host's /proc and /dev: the rootfs may have neither.
+        if let Some(map) = linux.sysctl() {
+            sysctls(map)?;
+        }
+        terminal(&args, process, false)?;
+        rootfs::chroot(&checked.rootfs)?;
+    }
+
+    if let Some(h) = spec.hostname() {
+        sys::sethostname(h).map_err(|e| format!("sethostname {h:?}: {e}"))?;
+    }
+    if let Some(d) = spec.domainname() {
+        sys::setdomainname(d).map_err(|e| format!("setdomainname {d:?}: {e}"))?;
+    }
+    let state_json = go.wait()?.to_vec();
+    let mut program = prepare_process(
+        process,
+        args.extra_env,
+        checked.seccomp.as_ref(),
+        checked.memory_policy.as_ref(),
+    )?;
+    if checked.seccomp.as_ref().is_some_and(|f| f.notify()) {
+        // The listener must have its fd when create returns: load now.
+        program.load_seccomp_now(args.sync)?;
+    }
+
+    // Created: tell the parent, then block until start opens the fifo.
+    sys::send(borrow(args.sync), &[tag::READY]).map_err(|e| format!("report ready: {e}"))?;
+    READY_SENT.store(true, std::sync::atomic::Ordering::Relaxed);
+    let fifo_name = CString::new(args.fifo.to_string()).unwrap_or_default();
+    let fifo = sys::openat(own_fds.as_fd(), &fifo_name, libc::O_WRONLY)
+        .map_err(|e| format!("open exec fifo: {e}"))?;
+    drop(own_fds);
+    let mut f = std::fs::File::from(fifo);
+    use std::io::Write;
+    f.write_all(b"0")
+        .map_err(|e| format!("write exec fifo: {e}"))?;
+    drop(f);
+    sys::close(args.fifo);
+    sys::close(args.sync);
+
+    if let Some(list) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref())
+    {
+        let mut state: serde_json::Value = serde_json::from_slice(&state_json).unwrap_or_default();
+        state["status"] = "created".into();
+        let json = serde_json::to_vec(&state).unwrap_or_default();
+        // As runc and crun: a hook without its own env gets the process's.
+        let env = program.env_strings();
+        if let Err(e) = crate::hooks::run("startContainer", list, &json, Some(&env)) {
+            eprintln!("contd: {e}");
+            sys::exit_now(1);
+        }
+    }
+    program.exec()
+}
+
+/// The rootfs in the container's own mount namespace: propagation, the
+/// rootfs bind, the spec's mounts and devices, hooks, `pivot_root`, then
+/// sysctls, the terminal, and read-only and masked paths.
+fn rootfs_in_own_mount_ns(args: &InitArgs<'_>, go: &mut Go) -> Result<(), String> {
+    let checked = args.checked;
+    let spec = &checked.spec;
+    let ns = &checked.namespaces;
+    let linux = spec.linux().as_ref().ok_or("no linux")?;
+    let process = spec.process().as_ref().ok_or("no process")?;
+    let (before, after) = rootfs::root_propagation(linux.rootfs_propagation().as_deref());
     let slash = CString::new("/").unwrap_or_default();
-    sys::mount(None, &slash, None, root_prop, None)
+    sys::mount(None, &slash, None, before, None)
         .map_err(|e| format!("set root propagation: {e}"))?;
+    if before & libc::MS_REC == 0 {
+        rootfs::make_parent_mount_private(&checked.rootfs)?;
+    }
     let rootfs_c = sys::cpath(&checked.rootfs).map_err(|e| e.to_string())?;
     sys::mount(
         Some(&rootfs_c),
@@ -332,7 +423,7 @@ fn setup(args: InitArgs<'_>) -> Result<std::convert::Infallible, String> {
     let mut dev_is_ours = false;
     for m in spec.mounts().iter().flatten() {
         if matches!(m.typ().as_deref(), Some("cgroup") | Some("cgroup2")) {
-            ensure_go(&mut go)?;
+            go.wait()?;
             rootfs::mount_cgroup(rootfd.as_fd(), m, &checked.cgroup_path, ns.new_cgroup)?;
             continue;
         }
@@ -356,9 +447,56 @@ fn setup(args: InitArgs<'_>) -> Result<std::convert::Infallible, String> {
     )?;
     drop(rootfd);
 
-    ensure_go(&mut go)?;
-    let state_json = go.unwrap_or_default();
-    let hooks = spec.hooks().as_ref();
+    container_hooks(args, go.wait()?)?;
+
+    if args.no_pivot {
+        rootfs::move_root(&checked.rootfs)?;
+    } else {
+        rootfs::pivot(&checked.rootfs)?;
+    }
+    if let Some(flag) = after {
+        sys::mount(None, &slash, None, flag, None)
+            .map_err(|e| format!("set root propagation: {e}"))?;
+    }
+    if let Some(map) = linux.sysctl() {
+        sysctls(map)?;
+    }
+    terminal(args, process, true)?;
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        rootfs::readonly_root()?;
+    }
+    rootfs::readonly_paths(linux.readonly_paths().as_deref().unwrap_or_default())?;
+    rootfs::masked_paths(linux.masked_paths().as_deref().unwrap_or_default())
+}
+
+/// The parent's go-ahead: id mappings written, init in its cgroup; it
+/// carries the state JSON hooks get. Waited for once, where it matters
+/// (cgroup namespace and mounts, hooks, pivot), so that the parent's slow
+/// cgroup move overlaps with init's mounts.
+struct Go {
+    sync: RawFd,
+    /// Unshare a cgroup namespace once in the cgroup.
+    new_cgroup: bool,
+    state: Option<Vec<u8>>,
+}
+
+impl Go {
+    fn wait(&mut self) -> Result<&[u8], String> {
+        if self.state.is_none() {
+            self.state = Some(wait_for(self.sync, tag::GO)?);
+            if self.new_cgroup {
+                sys::unshare(libc::CLONE_NEWCGROUP)
+                    .map_err(|e| format!("new cgroup namespace: {e}"))?;
+            }
+        }
+        Ok(self.state.as_deref().unwrap_or_default())
+    }
+}
+
+/// prestart and createRuntime hooks (run by the parent, which init asks
+/// and waits for), then createContainer hooks (run here).
+fn container_hooks(args: &InitArgs<'_>, state_json: &[u8]) -> Result<(), String> {
+    let hooks = args.checked.spec.hooks().as_ref();
     if hooks.is_some_and(|h| {
         h.prestart().as_ref().is_some_and(|v| !v.is_empty())
             || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
@@ -367,93 +505,69 @@ fn setup(args: InitArgs<'_>) -> Result<std::convert::Infallible, String> {
         wait_for(args.sync, tag::HOOKS_DONE)?;
     }
     if let Some(list) = hooks.and_then(|h| h.create_container().as_ref()) {
-        crate::hooks::run("createContainer", list, &state_json)?;
+        crate::hooks::run("createContainer", list, state_json, None)?;
     }
+    Ok(())
+}
 
-    if args.no_pivot {
-        rootfs::move_root(&checked.rootfs)?;
-    } else {
-        rootfs::pivot(&checked.rootfs)?;
+/// With `process.terminal`: a pty whose master goes to the console socket.
+/// `console` binds its slave on `/dev/console` (not in the host's mount
+/// namespace).
+fn terminal(args: &InitArgs<'_>, process: &Process, console: bool) -> Result<(), String> {
+    if process.terminal() != Some(true) {
+        return Ok(());
     }
-    if let Some(map) = linux.sysctl() {
-        sysctls(map)?;
-    }
-    if process.terminal() == Some(true) {
-        let sock = args.console.ok_or("a terminal needs a console socket")?;
-        let size = process
-            .console_size()
-            .as_ref()
-            .map(|b| (b.height() as u16, b.width() as u16));
-        console::setup(borrow(sock), size, true)?;
-    }
-    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
-        rootfs::readonly_root()?;
-    }
-    rootfs::readonly_paths(linux.readonly_paths().as_deref().unwrap_or_default())?;
-    rootfs::masked_paths(linux.masked_paths().as_deref().unwrap_or_default())?;
-
-    if let Some(h) = spec.hostname() {
-        sys::sethostname(h).map_err(|e| format!("sethostname {h:?}: {e}"))?;
-    }
-    if let Some(d) = spec.domainname() {
-        sys::setdomainname(d).map_err(|e| format!("setdomainname {d:?}: {e}"))?;
-    }
-    let program = prepare_process(
-        process,
-        args.extra_env,
-        linux.seccomp().as_ref().zip(checked.seccomp.as_ref()),
-        listener,
-        &state_json,
-        args.default_oom_score_adj,
-    )?;
-
-    // Created: tell the parent, then block until start opens the fifo.
-    sys::send(borrow(args.sync), &[tag::READY]).map_err(|e| format!("report ready: {e}"))?;
-    READY_SENT.store(true, std::sync::atomic::Ordering::Relaxed);
-    let fifo_path = PathBuf::from(format!("/proc/self/fd/{}", args.fifo));
-    let fifo = sys::open(&fifo_path, libc::O_WRONLY).map_err(|e| format!("open exec fifo: {e}"))?;
-    let mut f = std::fs::File::from(fifo);
-    use std::io::Write;
-    f.write_all(b"0")
-        .map_err(|e| format!("write exec fifo: {e}"))?;
-    drop(f);
-    sys::close(args.fifo);
-    sys::close(args.sync);
-
-    if let Some(list) = hooks.and_then(|h| h.start_container().as_ref()) {
-        let mut state: serde_json::Value = serde_json::from_slice(&state_json).unwrap_or_default();
-        state["status"] = "created".into();
-        let json = serde_json::to_vec(&state).unwrap_or_default();
-        if let Err(e) = crate::hooks::run("startContainer", list, &json) {
-            eprintln!("contd: {e}");
-            sys::exit_now(1);
-        }
-    }
-    program.exec()
+    let sock = args.console.ok_or("a terminal needs a console socket")?;
+    let size = process
+        .console_size()
+        .as_ref()
+        .map(|b| (b.height() as u16, b.width() as u16));
+    console::setup(borrow(sock), size, console)
 }
 
 /// A process ready to exec: credentials set, the rest prepared.
-/// A profile (for its listener metadata) and its filter, built before the
-/// clone.
-pub(crate) type Seccomp<'a> = (
-    &'a oci_spec::runtime::LinuxSeccomp,
-    &'a crate::seccomp::Filter,
-);
-
 pub(crate) struct Prepared<'a> {
     program: CString,
     argv: Vec<CString>,
     env: Vec<CString>,
-    /// Seccomp still to load, right before execve.
-    seccomp: Option<(Seccomp<'a>, Option<OwnedFd>, Vec<u8>)>,
+    /// The filter still to load: right before execve.
+    seccomp: Option<&'a crate::seccomp::Filter>,
 }
 
 impl Prepared<'_> {
-    /// Loads seccomp (last, unless it had to come before the capabilities
-    /// were dropped) and execs. Never returns.
+    /// The environment as `KEY=VALUE` strings.
+    fn env_strings(&self) -> Vec<String> {
+        self.env
+            .iter()
+            .map(|e| e.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// Loads a filter that has a listener now, and hands its fd to the
+    /// parent (which passes it on to the listener with the state). Init
+    /// writes the fd's number on the sync socket and waits until the parent
+    /// took it (`pidfd_getfd`): `write` is the one call made before the
+    /// listener has the fd, and profiles may not notify it.
+    pub(crate) fn load_seccomp_now(&mut self, sync: RawFd) -> Result<(), String> {
+        let Some(filter) = self.seccomp.take() else {
+            return Ok(());
+        };
+        let fd = filter
+            .load()?
+            .ok_or("the seccomp filter gave no listener fd")?;
+        let mut packet = vec![tag::SECCOMP];
+        packet.extend(fd.as_raw_fd().to_string().as_bytes());
+        sys::write_packet(borrow(sync), &packet)
+            .map_err(|e| format!("hand over the seccomp fd: {e}"))?;
+        wait_for(sync, tag::SECCOMP_DONE)?;
+        Ok(())
+    }
+
+    /// Loads seccomp (the last thing before execve) and execs. Never
+    /// returns.
     pub(crate) fn exec(self) -> ! {
-        if let Some((s, listener, state_json)) = self.seccomp {
-            if let Err(e) = load_seccomp(s, listener, &state_json) {
+        if let Some(filter) = self.seccomp {
+            if let Err(e) = filter.load() {
                 eprintln!("contd: {e}");
                 sys::exit_now(1);
             }
@@ -465,47 +579,35 @@ impl Prepared<'_> {
     }
 }
 
-fn load_seccomp(
-    (s, filter): Seccomp<'_>,
-    listener: Option<OwnedFd>,
-    state_json: &[u8],
-) -> Result<(), String> {
-    let notify = filter.load()?;
-    if let (Some(fd), Some(sock)) = (notify, listener) {
-        let mut state: serde_json::Value = serde_json::from_slice(state_json).unwrap_or_default();
-        state["status"] = "running".into();
-        let msg = serde_json::json!({
-            "ociVersion": crate::state::OCI_VERSION,
-            "fds": ["seccompFd"],
-            "pid": std::process::id(),
-            "metadata": s.listener_metadata().clone().unwrap_or_default(),
-            "state": state,
-        });
-        let data = serde_json::to_vec(&msg).unwrap_or_default();
-        sys::send_fd(sock.as_fd(), &data, fd.as_fd())
-            .map_err(|e| format!("send seccomp notify fd: {e}"))?;
+/// The process's `oomScoreAdj`, or `default` (instead of the caller's),
+/// written while the host's /proc is still reachable.
+pub(crate) fn oom_score_adj(process: &Process, default: Option<i32>) -> Result<(), String> {
+    if let Some(adj) = process.oom_score_adj().or(default) {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| format!("oom_score_adj {adj}: {e}"))?;
     }
     Ok(())
 }
 
-/// rlimits, oom score, I/O priority, user and groups, capabilities,
-/// `no_new_privs`, working directory, umask; finds the program. Shared by
-/// init and `exec`.
+/// rlimits, I/O priority, scheduler and memory policy, user and
+/// groups, capabilities, `no_new_privs`, working directory, umask; finds
+/// the program. Shared by init and `exec`.
+///
+/// The seccomp filter is left to [`Prepared::exec`], so nothing the
+/// filter could block runs after it. Without `no_new_privs` loading needs
+/// CAP_SYS_ADMIN: the process then keeps it in its effective and permitted
+/// sets until execve, which drops it (the new permitted set is computed
+/// from the inheritable, bounding and ambient sets only, none of which it
+/// is added to).
 pub(crate) fn prepare_process<'a>(
     process: &Process,
     extra_env: &[String],
-    seccomp: Option<Seccomp<'a>>,
-    listener: Option<OwnedFd>,
-    state_json: &[u8],
-    oom_default: Option<i32>,
+    seccomp: Option<&'a crate::seccomp::Filter>,
+    memory_policy: Option<&crate::sched::MemPolicy>,
 ) -> Result<Prepared<'a>, String> {
     for r in process.rlimits().iter().flatten() {
         sys::setrlimit(rlimit_resource(r.typ()), r.soft(), r.hard())
             .map_err(|e| format!("setrlimit {:?}: {e}", r.typ()))?;
-    }
-    if let Some(adj) = process.oom_score_adj().or(oom_default) {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(|e| format!("oom_score_adj {adj}: {e}"))?;
     }
     if let Some(io) = process.io_priority() {
         use oci_spec::runtime::IOPriorityClass as C;
@@ -516,18 +618,15 @@ pub(crate) fn prepare_process<'a>(
         };
         sys::ioprio_set(class, io.priority()).map_err(|e| format!("ioprio_set: {e}"))?;
     }
+    if let Some(s) = process.scheduler() {
+        let attr = crate::sched::scheduler(s).map_err(|e| e.to_string())?;
+        crate::sched::apply_scheduler(&attr)?;
+    }
+    if let Some(p) = memory_policy {
+        crate::sched::apply_memory_policy(p)?;
+    }
 
     let nnp = process.no_new_privileges() == Some(true);
-    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
-    // while init still has it (as runc); with it, load it last.
-    let mut pending = None;
-    if let Some(s) = seccomp {
-        if nnp {
-            pending = Some((s, listener, state_json.to_vec()));
-        } else {
-            load_seccomp(s, listener, state_json)?;
-        }
-    }
     let user = process.user();
     drop_bounding(process)?;
     sys::prctl(libc::PR_SET_KEEPCAPS, 1).map_err(|e| format!("keepcaps: {e}"))?;
@@ -535,7 +634,7 @@ pub(crate) fn prepare_process<'a>(
     sys::set_ids(user.uid(), user.gid(), &groups)
         .map_err(|e| format!("set user {}:{}: {e}", user.uid(), user.gid()))?;
     sys::prctl(libc::PR_SET_KEEPCAPS, 0).map_err(|e| format!("keepcaps: {e}"))?;
-    capabilities(process)?;
+    capabilities(process, seccomp.is_some() && !nnp)?;
     if nnp {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(|e| format!("no_new_privs: {e}"))?;
     }
@@ -566,6 +665,6 @@ pub(crate) fn prepare_process<'a>(
         program: sys::cpath(&program).map_err(|e| e.to_string())?,
         argv: to_c(&argv)?,
         env: to_c(&env)?,
-        seccomp: pending,
+        seccomp,
     })
 }

@@ -14,8 +14,11 @@
 //!   masked and read-only paths.
 //! - `defaults`: the secure default spec.
 //! - `cgroup`: cgroups through cgroups-rs.
-//! - `seccomp`: `linux.seccomp` through libseccomp, and moby's default
+//! - `seccomp`: `linux.seccomp` through libseccomp, compiled to a BPF
+//!   program once per profile (`bpfcache` keeps them), and moby's default
 //!   profile ([`default_profile`]).
+//! - `sched`: `process.scheduler`, `linux.memoryPolicy`,
+//!   `process.execCPUAffinity`.
 //! - `hooks`: the six OCI hook kinds.
 //! - `console`: ptys and the console-socket protocol.
 //! - `exec`: extra processes in a living container.
@@ -24,6 +27,7 @@
 //!   call of `sys::clone_fork`, whose single-threaded contract is the
 //!   caller's to keep.
 
+mod bpfcache;
 mod cgroup;
 mod console;
 mod container;
@@ -34,6 +38,7 @@ mod exec;
 mod hooks;
 mod init;
 mod rootfs;
+mod sched;
 mod seccomp;
 mod spec;
 mod state;
@@ -49,6 +54,7 @@ pub use defaults::{secure_default_spec, DEFAULT_CAPABILITIES, MASKED_PATHS, READ
 pub use error::{CgroupError, Error, SpecError};
 pub use exec::ExecOptions;
 pub use seccomp::default_profile;
+pub use spec::parse_process;
 pub use state::{now_nanos, rfc3339_nanos, OciState, Persisted, OCI_VERSION};
 pub use sys::{
     get_winsize, pidfd_open, pidfd_send_signal, process_start_time, set_winsize, wait_exit,

@@ -46,6 +46,46 @@ pub(crate) fn propagation_flag(word: &str) -> Option<libc::c_ulong> {
     })
 }
 
+/// How `linux.rootfsPropagation` is applied: what `/` gets before
+/// `pivot_root` and what the new root gets after it. Nothing may be shared
+/// while the root moves (`pivot_root` and `MS_MOVE` refuse a shared mount
+/// or parent, and the rootfs bind would propagate to the host), and an
+/// unbindable `/` cannot be bound: those two are applied after the pivot,
+/// with everything made a slave of the host before it.
+pub(crate) fn root_propagation(requested: Option<&str>) -> (libc::c_ulong, Option<libc::c_ulong>) {
+    let slave = libc::MS_SLAVE | libc::MS_REC;
+    match requested.and_then(propagation_flag) {
+        None => (slave, None),
+        Some(f) if f & (libc::MS_SHARED | libc::MS_UNBINDABLE) != 0 => (slave, Some(f)),
+        Some(f) => (f, None),
+    }
+}
+
+/// Makes the mount that holds `rootfs` private (in the container's own
+/// mount namespace), as runc does, when `/` was not changed recursively:
+/// a shared parent would make `pivot_root` fail and the rootfs bind
+/// propagate to the host.
+pub(crate) fn make_parent_mount_private(rootfs: &Path) -> Result<(), String> {
+    let mut dir = Some(rootfs);
+    while let Some(d) = dir {
+        let cd = sys::cpath(d).map_err(|e| e.to_string())?;
+        match sys::mount(None, &cd, None, libc::MS_PRIVATE, None) {
+            Ok(()) => return Ok(()),
+            // Not a mount point: try the directory above.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => dir = d.parent(),
+            Err(e) => return Err(format!("make the mount of {} private: {e}", d.display())),
+        }
+    }
+    Ok(())
+}
+
+/// `chroot` into the rootfs, for a container without a mount namespace of
+/// its own: the host's mount table is left as it is.
+pub(crate) fn chroot(rootfs: &Path) -> Result<(), String> {
+    std::os::unix::fs::chroot(rootfs).map_err(|e| format!("chroot {}: {e}", rootfs.display()))?;
+    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))
+}
+
 /// Mount options split into flags, propagation and filesystem data.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Options {

@@ -30,8 +30,8 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::io;
 use std::os::fd::OwnedFd;
+use std::path::Path;
 
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
@@ -156,74 +156,205 @@ impl From<BuildError> for SpecError {
     }
 }
 
-/// A filter built from a profile, not loaded yet. Built once, before the
-/// clone; the child only loads it.
-#[derive(Debug)]
+/// `seccomp(2)` filter flags (`linux/seccomp.h`).
+const FLAG_TSYNC: u32 = 1 << 0;
+const FLAG_LOG: u32 = 1 << 1;
+const FLAG_SPEC_ALLOW: u32 = 1 << 2;
+const FLAG_NEW_LISTENER: u32 = 1 << 3;
+const FLAG_TSYNC_ESRCH: u32 = 1 << 4;
+const FLAG_WAIT_KILLABLE_RECV: u32 = 1 << 5;
+
+/// The kernel refuses a filter longer than this (`BPF_MAXINSNS`).
+const MAX_INSNS: usize = 4096;
+
+/// A compiled filter, not loaded yet: the BPF program libseccomp generated
+/// for a profile and the `seccomp(2)` flags to load it with. Compiled once
+/// (or read from the cache) before the clone; the child only loads it, with
+/// one system call and no allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Filter {
-    ctx: ScmpFilterContext,
-    /// Some rule uses `SCMP_ACT_NOTIFY`.
+    /// `struct sock_filter` instructions.
+    program: Vec<libc::sock_filter>,
+    /// `SECCOMP_FILTER_FLAG_*`.
+    flags: u32,
+    /// Some rule uses `SCMP_ACT_NOTIFY`: loading returns a listener fd.
     notify: bool,
 }
 
-/// Checks a profile before anything is created. Errors name the JSON path,
-/// e.g. "linux.seccomp.syscalls[3].action".
+/// Checks a profile before anything is created and compiles it. Errors name
+/// the JSON path, e.g. "linux.seccomp.syscalls[3].action".
 ///
 /// The filter is built in full with this host's libseccomp, so everything
-/// loading would refuse is refused here; the caller keeps it and init
-/// loads it ([`Filter::load`]).
-pub(crate) fn validate(s: &LinuxSeccomp) -> Result<Filter, SpecError> {
-    Ok(build(s)?)
+/// loading would refuse is refused here. With a `cache` dir, a profile
+/// compiled before (same content, same libseccomp, same runtime) is read
+/// from it instead of being compiled again (see [`crate::bpfcache`]).
+pub(crate) fn validate(s: &LinuxSeccomp, cache: Option<&Path>) -> Result<Filter, SpecError> {
+    Ok(compile(s, cache)?)
 }
 
-/// Builds the filter of a profile already validated (for `exec`).
-pub(crate) fn prepare(s: &LinuxSeccomp) -> Result<Filter, String> {
-    build(s).map_err(|e| format!("seccomp profile: {e}"))
+/// Compiles a profile already validated (for `exec`).
+pub(crate) fn prepare(s: &LinuxSeccomp, cache: Option<&Path>) -> Result<Filter, String> {
+    compile(s, cache).map_err(|e| format!("seccomp profile: {e}"))
 }
 
-/// Builds and loads the filter into the calling thread/process. Called in
-/// container init as the very last step before execve when no_new_privs is
-/// set, or before the capabilities are dropped when it is not.
-///
-/// Returns the notify fd when any rule uses SCMP_ACT_NOTIFY (the caller
-/// sends it to listenerPath). Any notified syscall the caller makes after
-/// this blocks until an agent answers; `write` may not be notified.
-///
-/// Without `no_new_privs` the kernel only lets a process holding
-/// CAP_SYS_ADMIN load a filter.
+/// Compiles and loads the filter into the calling process (tests).
 #[cfg(test)]
 pub(crate) fn apply(s: &LinuxSeccomp) -> Result<Option<OwnedFd>, String> {
-    prepare(s)?.load()
+    prepare(s, None)?.load()
 }
 
 impl Filter {
-    /// Loads the filter into the calling process; returns its notify fd if
-    /// it has one. Without `no_new_privs` the kernel only lets a process
-    /// holding CAP_SYS_ADMIN load a filter.
+    /// Whether loading returns a user-notification fd.
+    pub(crate) fn notify(&self) -> bool {
+        self.notify
+    }
+
+    /// Loads the filter into the calling process with one `seccomp(2)`
+    /// call; returns its notify fd if it has one. Without `no_new_privs` the
+    /// kernel only lets a process holding CAP_SYS_ADMIN load a filter.
     pub(crate) fn load(&self) -> Result<Option<OwnedFd>, String> {
-        load(self)
+        sys::seccomp_set_filter(&self.program, self.flags).map_err(|e| {
+            if e.raw_os_error() == Some(libc::EACCES) {
+                format!(
+                    "load seccomp filter: {e} (without no_new_privs, loading a \
+                     filter needs CAP_SYS_ADMIN)"
+                )
+            } else {
+                format!("load seccomp filter: {e}")
+            }
+        })
     }
 }
 
-/// Loads a built filter; returns its notify fd if it has one.
-fn load(filter: &Filter) -> Result<Option<OwnedFd>, String> {
-    if let Err(e) = filter.ctx.load() {
-        // With `api_sysrawrc` set, a kernel refusal comes back as its errno.
-        let os = e.sysrawrc().map(|rc| io::Error::from_raw_os_error(-rc));
-        return Err(match os {
-            Some(os) if os.raw_os_error() == Some(libc::EACCES) => format!(
-                "load seccomp filter: {os} (without no_new_privs, loading a \
-                 filter needs CAP_SYS_ADMIN)"
+/// What identifies a compiled profile: everything the program depends on
+/// besides the profile (this runtime's build, libseccomp and the kernel
+/// API level it detected, the architecture) and the profile itself.
+fn cache_key(s: &LinuxSeccomp) -> Vec<u8> {
+    let mut key = format!(
+        "contd-runtime {} seccomp-compiler {} libseccomp {} api {} arch {}\n",
+        env!("CARGO_PKG_VERSION"),
+        COMPILER_VERSION,
+        libseccomp_version(),
+        libseccomp::get_api(),
+        std::env::consts::ARCH,
+    )
+    .into_bytes();
+    // Field order is fixed by the struct, list order is the profile's.
+    key.extend(serde_json::to_vec(s).unwrap_or_default());
+    key
+}
+
+/// Bumped whenever [`build`] would compile the same profile differently
+/// (new ENOSYS rules, other flags): old cache entries then miss.
+const COMPILER_VERSION: u32 = 1;
+
+fn compile(s: &LinuxSeccomp, cache: Option<&Path>) -> Result<Filter, BuildError> {
+    let key = cache.map(|dir| (dir, cache_key(s)));
+    if let Some((dir, key)) = &key {
+        if let Some(e) = crate::bpfcache::lookup(dir, key) {
+            if let Some(f) = Filter::from_entry(e) {
+                return Ok(f);
+            }
+        }
+    }
+    let (ctx, notify) = build(s)?;
+    let program = export(&ctx)?;
+    if program.len() > MAX_INSNS {
+        return Err(BuildError::invalid(
+            "linux.seccomp",
+            format!(
+                "the filter compiles to {} BPF instructions; the kernel takes at most {MAX_INSNS}",
+                program.len()
             ),
-            Some(os) => format!("load seccomp filter: {os}"),
-            None => format!("load seccomp filter: {e}"),
-        });
+        ));
     }
-    if !filter.notify {
-        return Ok(None);
+    let mut flags = if notify { FLAG_NEW_LISTENER } else { 0 };
+    for flag in s.flags().iter().flatten() {
+        flags |= match flag {
+            // With a listener, TSYNC must not fail for it (libseccomp does
+            // the same); build() checked the kernel can.
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync if notify => {
+                FLAG_TSYNC | FLAG_TSYNC_ESRCH
+            }
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => FLAG_TSYNC,
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => FLAG_LOG,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => FLAG_SPEC_ALLOW,
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => FLAG_WAIT_KILLABLE_RECV,
+        };
     }
-    sys::seccomp_notify_fd(&filter.ctx)
-        .map(Some)
-        .map_err(|e| format!("seccomp notify fd: {e}"))
+    let filter = Filter {
+        program,
+        flags,
+        notify,
+    };
+    if let Some((dir, key)) = &key {
+        // A cache that cannot be written only costs the next create time.
+        let _ = crate::bpfcache::store(dir, key, &filter.to_entry());
+    }
+    Ok(filter)
+}
+
+/// The BPF program libseccomp generates for `ctx` (what `seccomp_load`
+/// would load), through a memfd: libseccomp 2.5 exports to an fd only.
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, BuildError> {
+    use std::io::{Read, Seek};
+    let fail = |what: &str, e: &dyn fmt::Display| {
+        BuildError::unsupported(
+            "linux.seccomp",
+            format!("libseccomp {}: {what}: {e}", libseccomp_version()),
+        )
+    };
+    let fd = sys::memfd(c"contd-seccomp").map_err(|e| fail("memfd_create", &e))?;
+    ctx.export_bpf(&fd).map_err(|e| fail("export BPF", &e))?;
+    let mut f = std::fs::File::from(fd);
+    let mut bytes = Vec::new();
+    f.rewind()
+        .and_then(|()| f.read_to_end(&mut bytes))
+        .map_err(|e| fail("read BPF", &e))?;
+    program_from_bytes(&bytes).ok_or_else(|| fail("export BPF", &"not whole instructions"))
+}
+
+/// `struct sock_filter`s from their native-endian bytes.
+fn program_from_bytes(bytes: &[u8]) -> Option<Vec<libc::sock_filter>> {
+    if bytes.is_empty() || bytes.len() % 8 != 0 {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(8)
+            .map(|i| libc::sock_filter {
+                code: u16::from_ne_bytes([i[0], i[1]]),
+                jt: i[2],
+                jf: i[3],
+                k: u32::from_ne_bytes([i[4], i[5], i[6], i[7]]),
+            })
+            .collect(),
+    )
+}
+
+impl Filter {
+    fn to_entry(&self) -> crate::bpfcache::Entry {
+        let mut program = Vec::with_capacity(self.program.len() * 8);
+        for i in &self.program {
+            program.extend(i.code.to_ne_bytes());
+            program.extend([i.jt, i.jf]);
+            program.extend(i.k.to_ne_bytes());
+        }
+        crate::bpfcache::Entry {
+            flags: self.flags,
+            notify: self.notify,
+            program,
+        }
+    }
+
+    fn from_entry(e: crate::bpfcache::Entry) -> Option<Filter> {
+        let program = program_from_bytes(&e.program).filter(|p| p.len() <= MAX_INSNS)?;
+        Some(Filter {
+            program,
+            flags: e.flags,
+            notify: e.notify,
+        })
+    }
 }
 
 fn libseccomp_version() -> String {
@@ -321,7 +452,7 @@ fn condition(arg: &LinuxSeccompArg) -> ScmpArgCompare {
 }
 
 /// Builds the filter for `s`, checking every field on the way.
-fn build(s: &LinuxSeccomp) -> Result<Filter, BuildError> {
+fn build(s: &LinuxSeccomp) -> Result<(ScmpFilterContext, bool), BuildError> {
     const F: &str = "linux.seccomp";
     let syscalls = s.syscalls().as_deref().unwrap_or_default();
 
@@ -509,7 +640,7 @@ fn build(s: &LinuxSeccomp) -> Result<Filter, BuildError> {
             .map_err(|e| BuildError::invalid(format!("{F}.syscalls"), e))?;
     }
 
-    Ok(Filter { ctx, notify })
+    Ok((ctx, notify))
 }
 
 /// Adds the ENOSYS rules described at [`NEWER_SYSCALLS`].
@@ -1022,6 +1153,7 @@ mod tests {
     //! the test process itself nor in a fork of it: the harness is
     //! multi-threaded, and building a filter allocates.
 
+    use std::io;
     use std::os::unix::process::ExitStatusExt;
     use std::process::{Command, Output};
 
@@ -1457,7 +1589,7 @@ mod tests {
         let v = default_profile();
         let p = profile(v.clone());
         assert_eq!(serde_json::to_value(&p).expect("serialize"), v);
-        validate(&p).expect("default profile is valid");
+        validate(&p, None).expect("default profile is valid");
         let names: Vec<&str> = p
             .syscalls()
             .iter()
@@ -1483,7 +1615,7 @@ mod tests {
     }
 
     fn validate_err(v: Value) -> String {
-        match validate(&profile(v)) {
+        match validate(&profile(v), None) {
             Ok(_) => panic!("profile accepted"),
             Err(e) => e.to_string(),
         }
@@ -1601,7 +1733,7 @@ mod tests {
                 }],
             }),
         ] {
-            if let Err(e) = validate(&profile(v.clone())) {
+            if let Err(e) = validate(&profile(v.clone()), None) {
                 panic!("{v}: {e}");
             }
         }

@@ -60,6 +60,8 @@ pub(crate) struct Checked {
     pub warnings: Vec<String>,
     /// The seccomp filter, built while validating; init loads it.
     pub seccomp: Option<crate::seccomp::Filter>,
+    /// `linux.memoryPolicy`, checked; init applies it.
+    pub memory_policy: Option<crate::sched::MemPolicy>,
 }
 
 /// Parses a spec, leaving out capability names this oci-spec does not know
@@ -89,15 +91,114 @@ pub(crate) fn parse_lenient(text: &str) -> Result<(Spec, Vec<String>), String> {
             }
         }
     }
+    if let Some(p) = v.get_mut("process") {
+        normalize_process(p);
+    }
     let spec = serde_json::from_value(v).map_err(|e| e.to_string())?;
     Ok((spec, warnings))
+}
+
+/// Rewrites the runtime spec's names of scheduler flags that oci-spec
+/// 0.10.0 spells otherwise (`SCHED_FLAG_RESET_ON_FORK`, `SCHED_FLAG_DL_OVERRUN`)
+/// into its spelling, so that spec-conformant configs parse.
+pub(crate) fn normalize_process(process: &mut serde_json::Value) {
+    use oci_spec::runtime::LinuxSchedulerFlag as L;
+    let Some(flags) = process
+        .get_mut("scheduler")
+        .and_then(|s| s.get_mut("flags"))
+        .and_then(|f| f.as_array_mut())
+    else {
+        return;
+    };
+    for f in flags {
+        let ours = match f.as_str() {
+            Some("SCHED_FLAG_RESET_ON_FORK") => L::SchedResetOnFork,
+            Some("SCHED_FLAG_DL_OVERRUN") => L::SchedFlagDLOverrun,
+            _ => continue,
+        };
+        if let Ok(v) = serde_json::to_value(ours) {
+            *f = v;
+        }
+    }
+}
+
+/// Parses a `process` object (`exec --process`), with the same
+/// allowances as a config.json's.
+///
+/// # Errors
+/// What serde says is wrong with it.
+pub fn parse_process(data: &[u8]) -> Result<oci_spec::runtime::Process, String> {
+    let mut v: serde_json::Value = serde_json::from_slice(data).map_err(|e| e.to_string())?;
+    normalize_process(&mut v);
+    serde_json::from_value(v).map_err(|e| e.to_string())
+}
+
+/// The major versions of the runtime spec this runtime implements.
+const SUPPORTED_MAJOR: u64 = 1;
+
+/// Whether `v` is a SemVer 2.0.0 version (`MAJOR.MINOR.PATCH`, then
+/// `-PRERELEASE` and `+BUILD` of dot-separated `[0-9A-Za-z-]` identifiers;
+/// numbers without leading zeros); returns its major version.
+fn semver_major(v: &str) -> Option<u64> {
+    let number = |s: &str| {
+        (!s.is_empty()
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && (s == "0" || !s.starts_with('0')))
+        .then(|| s.parse::<u64>().ok())
+        .flatten()
+    };
+    let idents = |s: &str, numeric_rule: bool| {
+        s.split('.').all(|id| {
+            !id.is_empty()
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !(numeric_rule && id.bytes().all(|b| b.is_ascii_digit()) && number(id).is_none())
+        })
+    };
+    let (rest, build) = match v.split_once('+') {
+        Some((r, b)) => (r, Some(b)),
+        None => (v, None),
+    };
+    let (core, pre) = match rest.split_once('-') {
+        Some((c, p)) => (c, Some(p)),
+        None => (rest, None),
+    };
+    if pre.is_some_and(|p| !idents(p, true)) || build.is_some_and(|b| !idents(b, false)) {
+        return None;
+    }
+    let parts: Vec<&str> = core.split('.').collect();
+    if parts.len() != 3 {
+        return None;
+    }
+    let nums: Vec<u64> = parts.iter().map(|p| number(p)).collect::<Option<_>>()?;
+    Some(nums[0])
+}
+
+fn check_version(v: &str) -> Result<(), SpecError> {
+    match semver_major(v) {
+        _ if v.is_empty() => Err(SpecError::invalid("ociVersion", "missing")),
+        None => Err(SpecError::invalid(
+            "ociVersion",
+            format!("{v:?} is not a semantic version (MAJOR.MINOR.PATCH)"),
+        )),
+        Some(SUPPORTED_MAJOR) => Ok(()),
+        Some(_) => Err(SpecError::unsupported(
+            "ociVersion",
+            format!(
+                "{v:?}: this runtime implements version {SUPPORTED_MAJOR}.x of the runtime spec"
+            ),
+        )),
+    }
 }
 
 /// Loads `<bundle>/config.json` and validates it.
 ///
 /// # Errors
 /// [`SpecError`] naming the file or the field at fault.
-pub(crate) fn load(bundle: &Path, id: &str) -> Result<Checked, SpecError> {
+pub(crate) fn load(
+    bundle: &Path,
+    id: &str,
+    seccomp_cache: Option<&Path>,
+) -> Result<Checked, SpecError> {
     let path = bundle.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| SpecError::Load {
         path: path.clone(),
@@ -107,12 +208,19 @@ pub(crate) fn load(bundle: &Path, id: &str) -> Result<Checked, SpecError> {
         path: path.clone(),
         message: e,
     })?;
-    let mut checked = check(spec, bundle, id)?;
-    checked.warnings = warnings;
+    let mut checked = check(spec, bundle, id, seccomp_cache)?;
+    checked.warnings.splice(0..0, warnings);
     Ok(checked)
 }
 
-fn check(spec: Spec, bundle: &Path, id: &str) -> Result<Checked, SpecError> {
+fn check(
+    spec: Spec,
+    bundle: &Path,
+    id: &str,
+    seccomp_cache: Option<&Path>,
+) -> Result<Checked, SpecError> {
+    check_version(spec.version())?;
+    let mut warnings = Vec::new();
     let root = spec
         .root()
         .as_ref()
@@ -152,18 +260,12 @@ fn check(spec: Spec, bundle: &Path, id: &str) -> Result<Checked, SpecError> {
             "must be an absolute path",
         ));
     }
-    if process.scheduler().is_some() {
-        return Err(SpecError::unsupported(
-            "process.scheduler",
-            "scheduling policies are not supported",
-        ));
+    if let Some(s) = process.scheduler() {
+        crate::sched::scheduler(s)?;
     }
-    if process.exec_cpu_affinity().is_some() {
-        return Err(SpecError::unsupported(
-            "process.execCPUAffinity",
-            "exec CPU affinity is not supported",
-        ));
-    }
+    // Not applied to init (the runtime spec says so), but an exec with the
+    // container's process inherits it: checked here too.
+    exec_cpu_affinity(process)?;
     for (i, e) in process.env().iter().flatten().enumerate() {
         if !e.contains('=') || e.contains('\0') {
             return Err(SpecError::invalid(
@@ -216,10 +318,7 @@ fn check(spec: Spec, bundle: &Path, id: &str) -> Result<Checked, SpecError> {
         .ok_or_else(|| SpecError::invalid("linux", "missing"))?;
     let ns = namespaces(linux)?;
     if !ns.has(libc::CLONE_NEWNS) {
-        return Err(SpecError::unsupported(
-            "linux.namespaces",
-            "a mount namespace is required",
-        ));
+        warnings.extend(without_mount_ns(&spec, linux));
     }
     if spec.hostname().is_some() && !ns.has(libc::CLONE_NEWUTS) {
         return Err(SpecError::invalid("hostname", "needs a uts namespace"));
@@ -245,7 +344,7 @@ fn check(spec: Spec, bundle: &Path, id: &str) -> Result<Checked, SpecError> {
         }
     }
     let seccomp = match linux.seccomp() {
-        Some(s) => Some(crate::seccomp::validate(s)?),
+        Some(s) => Some(crate::seccomp::validate(s, seccomp_cache)?),
         None => None,
     };
     for (key, _) in linux.sysctl().iter().flatten() {
@@ -272,12 +371,10 @@ fn check(spec: Spec, bundle: &Path, id: &str) -> Result<Checked, SpecError> {
             "moving network devices is not supported",
         ));
     }
-    if linux.memory_policy().is_some() {
-        return Err(SpecError::unsupported(
-            "linux.memoryPolicy",
-            "memory policies are not supported",
-        ));
-    }
+    let memory_policy = match linux.memory_policy() {
+        Some(p) => Some(crate::sched::memory_policy(p)?),
+        None => None,
+    };
     if linux.mount_label().is_some() {
         return Err(SpecError::unsupported(
             "linux.mountLabel",
@@ -305,9 +402,52 @@ fn check(spec: Spec, bundle: &Path, id: &str) -> Result<Checked, SpecError> {
         namespaces: ns,
         cgroup_path,
         spec,
-        warnings: Vec::new(),
+        warnings,
         seccomp,
+        memory_policy,
     })
+}
+
+/// Checks `process.execCPUAffinity`'s CPU lists.
+pub(crate) fn exec_cpu_affinity(process: &oci_spec::runtime::Process) -> Result<(), SpecError> {
+    if let Some(a) = process.exec_cpu_affinity() {
+        for (name, list) in [("initial", a.initial()), ("final", a.cpu_affinity_final())] {
+            if let Some(l) = list.as_deref().filter(|l| !l.is_empty()) {
+                crate::sched::cpu_mask(&format!("process.execCPUAffinity.{name}"), l)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a container without a mount namespace of its own does not get:
+/// everything that would change the host's mount table, where it would
+/// outlive the container (runc does these mounts on the host; crun since
+/// 1.29 does not). One warning per field.
+fn without_mount_ns(spec: &Spec, linux: &oci_spec::runtime::Linux) -> Vec<String> {
+    let why = "not applied: the container has no mount namespace of its own and \
+               changing the host's mount table is refused";
+    let mut w = Vec::new();
+    let non_empty = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
+    if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
+        w.push(format!("mounts: {why}"));
+    }
+    if non_empty(linux.masked_paths()) {
+        w.push(format!("linux.maskedPaths: {why}"));
+    }
+    if non_empty(linux.readonly_paths()) {
+        w.push(format!("linux.readonlyPaths: {why}"));
+    }
+    if linux.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        w.push(format!("linux.devices: {why}"));
+    }
+    if linux.rootfs_propagation().is_some() {
+        w.push(format!("linux.rootfsPropagation: {why}"));
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        w.push(format!("root.readonly: {why}"));
+    }
+    w
 }
 
 /// `CLONE_NEWTIME`, which libc does not name on every target.
@@ -511,4 +651,48 @@ fn hooks(spec: &Spec) -> Result<(), SpecError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_semver_of_major_one() {
+        for ok in [
+            "1.0.0",
+            "1.2.0",
+            "1.0.2-dev",
+            "1.0.0-rc.1",
+            "1.3.0+build.5",
+            "1.10.0",
+        ] {
+            assert!(check_version(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("", "missing"),
+            ("invalid", "not a semantic version"),
+            ("1.0", "not a semantic version"),
+            ("1.02.0", "not a semantic version"),
+            ("1.0.0-", "not a semantic version"),
+            ("1.0.0-01", "not a semantic version"),
+            ("1.0.0+", "not a semantic version"),
+            ("9.9.9", "implements version 1.x"),
+            ("0.5.0", "implements version 1.x"),
+        ] {
+            let e = check_version(bad).unwrap_err().to_string();
+            assert!(e.contains("ociVersion") && e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn scheduler_flags_by_the_spec_names_parse() {
+        let p = parse_process(
+            br#"{"cwd": "/", "user": {"uid": 0, "gid": 0}, "scheduler": {"policy": "SCHED_OTHER",
+                 "flags": ["SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_RECLAIM"]}}"#,
+        )
+        .unwrap();
+        let flags = p.scheduler().as_ref().unwrap().flags().clone().unwrap();
+        assert_eq!(flags.len(), 3);
+    }
 }

@@ -124,6 +124,29 @@ pub(crate) fn openat2(
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// `openat(dirfd, name, flags | O_CLOEXEC)`: plain `openat`, which
+/// seccomp profiles allow where they may not know `openat2`.
+pub(crate) fn openat(
+    dirfd: BorrowedFd<'_>,
+    name: &CStr,
+    flags: libc::c_int,
+) -> io::Result<OwnedFd> {
+    // SAFETY: valid C string, borrowed dirfd; mode is ignored without
+    // O_CREAT.
+    let fd = cvt_int(unsafe {
+        libc::openat(dirfd.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC, 0)
+    })?;
+    // SAFETY: a new fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `fchdir(fd)` (an `O_PATH` directory fd will do).
+pub(crate) fn fchdir(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain syscall on a borrowed fd.
+    cvt_int(unsafe { libc::fchdir(fd.as_raw_fd()) })?;
+    Ok(())
+}
+
 /// `open(path, flags | O_CLOEXEC)`.
 pub(crate) fn open(path: &Path, flags: libc::c_int) -> io::Result<OwnedFd> {
     let c = cpath(path)?;
@@ -293,20 +316,114 @@ pub(crate) fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Err
     io::Error::last_os_error()
 }
 
-/// Takes ownership of the user-notification fd of the seccomp filter just
-/// loaded from `ctx`.
-pub(crate) fn seccomp_notify_fd(ctx: &libseccomp::ScmpFilterContext) -> io::Result<OwnedFd> {
-    let fd = ctx
-        .get_notify_fd()
-        .map_err(|e| io::Error::other(e.to_string()))?;
-    if fd < 0 {
-        return Err(io::Error::from_raw_os_error(libc::EBADF));
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)`: installs a BPF filter
+/// on the calling process. With `SECCOMP_FILTER_FLAG_NEW_LISTENER` in
+/// `flags` the kernel returns the filter's user-notification fd.
+pub(crate) fn seccomp_set_filter(
+    program: &[libc::sock_filter],
+    flags: u32,
+) -> io::Result<Option<OwnedFd>> {
+    const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
+    const NEW_LISTENER: u32 = 1 << 3;
+    let len =
+        u16::try_from(program.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let prog = libc::sock_fprog {
+        len,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` points at `len` instructions that outlive the call;
+    // the kernel copies the program before returning.
+    let ret = cvt(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flags as libc::c_ulong,
+            &prog as *const libc::sock_fprog,
+        )
+    })?;
+    if flags & NEW_LISTENER == 0 {
+        return Ok(None);
     }
-    // SAFETY: the kernel created this fd when `seccomp_load` installed a
-    // filter with a notify rule (SECCOMP_FILTER_FLAG_NEW_LISTENER).
-    // libseccomp only remembers its number and closes it solely in
-    // `seccomp_reset(NULL, ..)`, which runtime-core never calls, so nothing
-    // else owns it.
+    // SAFETY: with NEW_LISTENER the return value is a new fd owned by
+    // nobody else.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(ret as RawFd) }))
+}
+
+/// `sched_setattr(0, attr, 0)`: the calling thread's scheduling policy.
+pub(crate) fn sched_setattr(attr: &crate::sched::SchedAttr) -> io::Result<()> {
+    // SAFETY: `attr` is a `struct sched_attr` (its `size` says which
+    // version) that lives across the call.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_sched_setattr,
+            0 as libc::c_long,
+            attr as *const crate::sched::SchedAttr,
+            0 as libc::c_ulong,
+        )
+    })?;
+    Ok(())
+}
+
+/// `set_mempolicy(mode, nodes, bits)`: the calling thread's NUMA policy.
+pub(crate) fn set_mempolicy(mode: i32, nodes: &[u64]) -> io::Result<()> {
+    let bits = nodes.len() * 64;
+    // SAFETY: `nodes` holds `bits` bits; the kernel reads maxnode - 1 bits
+    // (its historical off-by-one), so passing bits + 1 reads them all.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_set_mempolicy,
+            mode as libc::c_long,
+            nodes.as_ptr(),
+            (bits + 1) as libc::c_ulong,
+        )
+    })?;
+    Ok(())
+}
+
+/// `sched_setaffinity(0, mask)`: the calling thread's CPUs.
+pub(crate) fn sched_setaffinity(mask: &[u64]) -> io::Result<()> {
+    // SAFETY: pointer and byte length describe `mask`.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_sched_setaffinity,
+            0 as libc::c_long,
+            std::mem::size_of_val(mask) as libc::c_ulong,
+            mask.as_ptr(),
+        )
+    })?;
+    Ok(())
+}
+
+/// `pidfd_getfd(pidfd, fd, 0)`: a copy (close-on-exec) of another
+/// process's fd.
+pub(crate) fn pidfd_getfd(pidfd: BorrowedFd<'_>, fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let ret = cvt(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_getfd,
+            pidfd.as_raw_fd(),
+            fd,
+            0 as libc::c_uint,
+        )
+    })?;
+    // SAFETY: a new fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+/// `write(2)` of one packet on a socket: after a seccomp filter with a
+/// listener is loaded, the only call runtime-core makes before its fd is
+/// in the listener's hands (profiles may not notify `write`).
+pub(crate) fn write_packet(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<()> {
+    // SAFETY: pointer and length describe `buf`.
+    cvt(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) as libc::c_long })?;
+    Ok(())
+}
+
+/// `memfd_create(name, MFD_CLOEXEC)`: an anonymous file in memory.
+pub(crate) fn memfd(name: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: valid C string; the fd is owned right away.
+    let fd = cvt_int(unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) })?;
+    // SAFETY: a new fd nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 

@@ -176,4 +176,21 @@ fn containerd_runc_shim_drives_contd_runtime() {
     let (code, out, err) = c.ctr(&["container", "delete", &id]);
     assert_eq!(code, 0, "container delete: {out} {err}");
     assert!(!cgroup_left(&id), "cgroup of {id} left");
+
+    // A create that fails: the shim reads our error from the runtime's
+    // log and cleans up (`delete --force` of what is not there).
+    let id = format!("contd-bad-{n}");
+    let (code, out, err) = c.run(&id, &["--rm"], &["no-such-program"]);
+    assert_ne!(code, 0, "ctr run of a missing program: {out} {err}");
+    assert!(
+        err.contains("executable file not found"),
+        "the runtime's error reaches ctr: {out} {err}"
+    );
+    let (_, out, _) = c.ctr(&["task", "ls"]);
+    assert!(!out.contains(&id), "task left: {out}");
+    assert!(!cgroup_left(&id), "cgroup of {id} left");
+    assert!(
+        !Path::new("/run/containerd/runc/default").join(&id).exists(),
+        "runtime state of {id} left"
+    );
 }

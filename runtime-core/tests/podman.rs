@@ -126,4 +126,32 @@ fn podman_runs_execs_and_removes_through_contd_runtime() {
     let (_, out, _) = podman(&["ps", "-a", "--format", "{{.Names}}"]);
     assert!(!out.lines().any(|l| l == name), "still listed: {out}");
     assert_eq!(container_cgroups(), Vec::<String>::new(), "cgroups left");
+
+    // `podman init` leaves the container created in the runtime, never
+    // started; `podman rm` deletes it with `delete --force` (a plain
+    // delete of a created container is refused, as the runtime spec says).
+    let init_name = format!("{name}-init");
+    let _guard = Rm(init_name.clone());
+    let mut args = vec!["create", "--name", &init_name, "--network", "none"];
+    args.extend(LIMITS);
+    args.extend(["--rootfs", root, "sleep", "1000"]);
+    let (code, out, err) = podman(&args);
+    assert_eq!(code, 0, "podman create: {out} {err}");
+    let (code, out, err) = podman(&["init", &init_name]);
+    assert_eq!(code, 0, "podman init: {out} {err}");
+    let (_, id, _) = podman(&["inspect", "--format", "{{.Id}}", &init_name]);
+    let state = |id: &str| {
+        let out = Command::new(runtime())
+            .args(["--root", "/run/contd-runtime", "state", id])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let st = state(id.trim());
+    assert!(st.contains("\"created\""), "the runtime's state: {st}");
+    let (code, out, err) = podman(&["rm", &init_name]);
+    assert_eq!(code, 0, "podman rm of a created container: {out} {err}");
+    let st = state(id.trim());
+    assert!(st.contains("does not exist"), "left in the runtime: {st}");
+    assert_eq!(container_cgroups(), Vec::<String>::new(), "cgroups left");
 }

@@ -29,6 +29,8 @@ pub(crate) async fn launch(
         .arg(log_path)
         .arg("--id")
         .arg(id)
+        .arg("--seccomp-cache")
+        .arg(crate::seccomp_cache_dir(config))
         .args(["--sync-fd", "3"]);
     if stdin {
         cmd.arg("--stdin");

@@ -96,6 +96,16 @@ pub struct SupervisorHandle {
     registry: Registry,
 }
 
+/// Beside the namespaces in the state dir (no namespace name starts with
+/// a dot): what the monitors keep for all containers.
+const CACHE_DIR: &str = ".cache";
+
+/// Where the monitors keep compiled seccomp programs: the default profile
+/// is compiled by the first container's monitor, not by each one.
+pub(crate) fn seccomp_cache_dir(config: &Config) -> PathBuf {
+    config.state_dir.join(CACHE_DIR).join("seccomp")
+}
+
 /// Scans `<state_dir>/<ns>/<name>/meta.json` for containers to adopt.
 fn scan(config: &Config) -> Vec<spec::Meta> {
     let mut found = Vec::new();
@@ -103,6 +113,9 @@ fn scan(config: &Config) -> Vec<spec::Meta> {
         return found;
     };
     for ns in namespaces.flatten() {
+        if ns.file_name() == CACHE_DIR {
+            continue;
+        }
         let Ok(names) = std::fs::read_dir(ns.path()) else {
             continue;
         };

@@ -1,6 +1,7 @@
 //! End to end through contctl → contd → contd-monitor → container, as root.
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use contd_tests::{pid_alive, TestEnv};
@@ -315,4 +316,47 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     );
     assert!(env.leftover_cgroups().is_empty());
     assert!(env.monitor_pids().is_empty());
+}
+
+#[test]
+fn the_default_seccomp_profile_is_compiled_once_for_every_container() {
+    let mut env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap().to_string();
+    let cache = env.state_dir.join(".cache/seccomp");
+    let entries = || -> Vec<PathBuf> {
+        std::fs::read_dir(&cache)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    for name in ["sec1", "sec2"] {
+        let out = env.ok(&[
+            "run",
+            "--name",
+            name,
+            &root,
+            "grep",
+            "Seccomp:",
+            "/proc/self/status",
+        ]);
+        assert_eq!(out.trim(), "Seccomp:\t2", "{name} runs under seccomp");
+        // One program, compiled by the first monitor, reused by the second.
+        assert_eq!(entries().len(), 1, "{:?}", entries());
+    }
+    let first = entries();
+    let mtime = |p: &PathBuf| std::fs::metadata(p).unwrap().modified().unwrap();
+    let before = mtime(&first[0]);
+    env.ok(&["run", "--name", "sec3", &root, "true"]);
+    assert_eq!(entries(), first);
+    assert_eq!(mtime(&first[0]), before, "the entry was written again");
+    // A new contd adopts the containers and is not confused by the cache.
+    env.stop_contd(libc::SIGTERM);
+    env.start_contd();
+    let ps = env.ok(&["ps", "-a", "--format", "json"]);
+    for name in ["sec1", "sec2", "sec3"] {
+        assert!(ps.contains(name), "{ps}");
+    }
+    assert!(!env.contd_log().contains(".cache"), "{}", env.contd_log());
+    for name in ["sec1", "sec2", "sec3"] {
+        env.ok(&["rm", name]);
+    }
 }

@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod cli;
+
 /// The repository root, canonical (podman 4.3 mishandles a rootfs path
 /// holding "..": it turns /dev into a mount destination under it).
 pub fn repo_root() -> PathBuf {

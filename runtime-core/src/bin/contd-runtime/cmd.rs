@@ -3,7 +3,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use runtime_core::{Container, CreateOptions, ExecOptions, Status, Stdio};
+use runtime_core::{Container, CreateOptions, ExecOptions, Status};
 
 use crate::log::Logger;
 use crate::{tty, Cli, Command, CreateArgs};
@@ -26,9 +26,22 @@ fn check_id(id: &str) -> Res<()> {
     }
 }
 
+/// Under `--root`, beside the containers: compiled seccomp programs.
+const CACHE_DIR: &str = ".cache";
+
 fn state_dir(cli: &Cli, id: &str) -> Res<PathBuf> {
     check_id(id)?;
+    if id == CACHE_DIR {
+        return Err(format!(
+            "container id {id} is reserved for the runtime's cache"
+        ));
+    }
     Ok(cli.root.join(id))
+}
+
+/// Where compiled seccomp programs are kept (crun's place for them too).
+fn seccomp_cache(cli: &Cli) -> PathBuf {
+    cli.root.join(CACHE_DIR).join("seccomp")
 }
 
 fn load(cli: &Cli, id: &str) -> Res<Container> {
@@ -78,7 +91,7 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Res<u8> {
             Ok(0)
         }
         Command::Delete { id, force } => {
-            delete(cli, id, *force)?;
+            delete(cli, log, id, *force)?;
             Ok(0)
         }
         Command::Run {
@@ -174,6 +187,7 @@ fn create(cli: &Cli, log: &Logger, a: &CreateArgs, console: Option<OwnedFd>) -> 
     let bundle = std::fs::canonicalize(&a.bundle)
         .map_err(|e| format!("bundle {}: {e}", a.bundle.display()))?;
     let mut opts = CreateOptions::new(a.id.clone(), bundle, dir);
+    opts.seccomp_cache = Some(seccomp_cache(cli));
     opts.no_pivot = a.no_pivot;
     opts.preserve_fds = a.preserve_fds;
     opts.console_socket = match (&a.console_socket, console) {
@@ -228,7 +242,7 @@ fn start(cli: &Cli, log: &Logger, id: &str) -> Res<()> {
     start_container(log, &mut c)
 }
 
-fn delete(cli: &Cli, id: &str, force: bool) -> Res<()> {
+fn delete(cli: &Cli, log: &Logger, id: &str, force: bool) -> Res<()> {
     let dir = state_dir(cli, id)?;
     if !dir.join("state.json").exists() {
         if force {
@@ -239,22 +253,19 @@ fn delete(cli: &Cli, id: &str, force: bool) -> Res<()> {
         return Err(format!("container {id} does not exist"));
     }
     let c = Container::load(&dir).map_err(|e| e.to_string())?;
-    match c.status() {
-        Status::Stopped => c.delete(false),
-        // A created container has not run anything yet: runc deletes it.
-        Status::Created => c.delete(true),
-        s if force => {
-            let _ = s;
-            c.delete(true)
-        }
-        s => {
-            return Err(format!(
-                "cannot delete container {id} that is not stopped: {}",
-                s.as_str()
-            ))
-        }
+    // The runtime spec: a container that is not stopped (created ones
+    // too, which runc and crun delete anyway) is refused unless forced.
+    let status = c.status();
+    if status != Status::Stopped && !force {
+        return Err(format!(
+            "cannot delete container {id} that is not stopped: {}",
+            status.as_str()
+        ));
     }
-    .map_err(|e| e.to_string())
+    for w in c.delete(force).map_err(|e| e.to_string())? {
+        log.warn(&w);
+    }
+    Ok(())
 }
 
 fn run(cli: &Cli, log: &Logger, a: &CreateArgs, detach: bool, keep: bool) -> Res<u8> {
@@ -304,7 +315,9 @@ fn run(cli: &Cli, log: &Logger, a: &CreateArgs, detach: bool, keep: bool) -> Res
         .ok_or("no forwarder")?
         .wait(c.pid(), pidfd.as_fd(), master)?;
     if !keep {
-        c.delete(true).map_err(|e| e.to_string())?;
+        for w in c.delete(true).map_err(|e| e.to_string())? {
+            log.warn(&w);
+        }
     }
     Ok(code as u8)
 }
@@ -459,7 +472,8 @@ pub struct ExecArgs {
     /// Pass this many extra fds (from 3 on).
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
-    /// Accepted for runc compatibility.
+    /// Exec in a paused container too: the process starts when it is
+    /// resumed (and exec returns then).
     #[arg(long)]
     pub ignore_paused: bool,
     /// AppArmor profile (not supported: refused).
@@ -468,9 +482,10 @@ pub struct ExecArgs {
     /// SELinux label (not supported: refused).
     #[arg(long)]
     pub process_label: Option<String>,
-    /// Sub-cgroup (not supported: refused).
+    /// Run the process in an existing sub-cgroup of the container's:
+    /// `PATH`, or `CONTROLLER[,CONTROLLER...]:PATH` (cgroup v1); repeatable.
     #[arg(long)]
-    pub cgroup: Option<String>,
+    pub cgroup: Vec<String>,
     /// Accepted for runc compatibility; not supported (refused when given).
     #[arg(long)]
     pub pidfd_socket: Option<PathBuf>,
@@ -479,7 +494,8 @@ pub struct ExecArgs {
 fn exec_process(c: &Container, a: &ExecArgs) -> Res<oci_spec::runtime::Process> {
     if let Some(path) = &a.process {
         let data = std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
-        return serde_json::from_slice(&data).map_err(|e| format!("parse {}: {e}", path.display()));
+        return runtime_core::parse_process(&data)
+            .map_err(|e| format!("parse {}: {e}", path.display()));
     }
     if a.command.is_empty() {
         return Err("exec needs a command or --process".into());
@@ -525,7 +541,11 @@ fn exec_process(c: &Container, a: &ExecArgs) -> Res<oci_spec::runtime::Process> 
     if !a.cap.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
         for name in &a.cap {
-            let cap: oci_spec::runtime::Capability = name
+            // runc takes CAP_KILL; KILL too, in any case.
+            let up = name.to_ascii_uppercase();
+            let cap: oci_spec::runtime::Capability = up
+                .strip_prefix("CAP_")
+                .unwrap_or(&up)
                 .parse()
                 .map_err(|_| format!("unknown capability {name}"))?;
             for set in [
@@ -554,9 +574,11 @@ fn exec(cli: &Cli, log: &Logger, a: &ExecArgs) -> Res<u8> {
     if a.apparmor.is_some() || a.process_label.is_some() {
         return Err("AppArmor and SELinux are not supported".into());
     }
-    if a.cgroup.is_some() {
-        return Err("--cgroup is not supported".into());
-    }
+    let sub_cgroups = a
+        .cgroup
+        .iter()
+        .map(|c| parse_sub_cgroup(c))
+        .collect::<Res<Vec<_>>>()?;
     if a.pidfd_socket.is_some() {
         return Err("--pidfd-socket is not supported".into());
     }
@@ -595,15 +617,13 @@ fn exec(cli: &Cli, log: &Logger, a: &ExecArgs) -> Res<u8> {
     } else {
         Some(tty::Forwarder::new()?)
     };
-    let pid = c
-        .exec(ExecOptions {
-            process,
-            stdio: Stdio::default(),
-            console_socket,
-            preserve_fds: a.preserve_fds,
-            default_oom_score_adj: None,
-        })
-        .map_err(|e| e.to_string())?;
+    let mut opts = ExecOptions::new(process);
+    opts.console_socket = console_socket;
+    opts.preserve_fds = a.preserve_fds;
+    opts.ignore_paused = a.ignore_paused;
+    opts.sub_cgroups = sub_cgroups;
+    opts.seccomp_cache = Some(seccomp_cache(cli));
+    let pid = c.exec(opts).map_err(|e| e.to_string())?;
     log.debug(&format!("exec pid {pid}"));
     if let Some(p) = &a.pid_file {
         write_pid_file(p, pid)?;
@@ -621,6 +641,20 @@ fn exec(cli: &Cli, log: &Logger, a: &ExecArgs) -> Res<u8> {
     let pidfd = runtime_core::pidfd_open(pid).map_err(|e| format!("pidfd_open {pid}: {e}"))?;
     let code = fw.wait(pid, pidfd.as_fd(), master)?;
     Ok(code as u8)
+}
+
+/// `--cgroup PATH` or `--cgroup CONTROLLER[,CONTROLLER...]:PATH`.
+fn parse_sub_cgroup(arg: &str) -> Res<(Vec<String>, String)> {
+    let (controllers, path) = match arg.split_once(':') {
+        Some((c, p)) => (c.split(',').map(str::to_string).collect::<Vec<_>>(), p),
+        None => (Vec::new(), arg),
+    };
+    if path.is_empty() || controllers.iter().any(String::is_empty) {
+        return Err(format!(
+            "--cgroup {arg:?}: want PATH or CONTROLLER[,CONTROLLER...]:PATH"
+        ));
+    }
+    Ok((controllers, path.to_string()))
 }
 
 fn features() -> serde_json::Value {
@@ -672,6 +706,13 @@ fn features() -> serde_json::Value {
                     "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
                     "SECCOMP_FILTER_FLAG_LOG"
                 ]
+            },
+            "memoryPolicy": {
+                "modes": [
+                    "MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
+                    "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"
+                ],
+                "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
             },
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
