@@ -13,6 +13,7 @@
 //! most [`MAX_ENTRIES`] are kept, the oldest go first.
 
 use std::io::{Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -106,23 +107,28 @@ fn decode(data: &[u8], key: &[u8]) -> Option<Entry> {
     })
 }
 
-/// The entry for `key`, if the cache holds a sound one.
+/// The entry for `key`, if the cache holds a sound one. The directory is
+/// checked through the fd the entry is then opened from, so it cannot be
+/// swapped in between. A hit is touched, so the entries in use are the
+/// last to go.
 pub(crate) fn lookup(dir: &Path, key: &[u8]) -> Option<Entry> {
-    if !trusted_dir(dir) {
+    let dirfd = crate::sys::open(dir, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW).ok()?;
+    let dirfd = std::fs::File::from(dirfd);
+    if !dirfd.metadata().is_ok_and(|m| m.is_dir() && trusted(&m)) {
         return None;
     }
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(dir.join(file_name(key)))
-        .ok()?;
+    let name = std::ffi::CString::new(file_name(key)).ok()?;
+    let fd = crate::sys::openat(dirfd.as_fd(), &name, libc::O_RDONLY | libc::O_NOFOLLOW).ok()?;
+    let mut f = std::fs::File::from(fd);
     let m = f.metadata().ok()?;
     if !m.is_file() || !trusted(&m) || m.nlink() != 1 || m.len() > MAX_FILE {
         return None;
     }
     let mut data = Vec::with_capacity(m.len() as usize);
     f.read_to_end(&mut data).ok()?;
-    decode(&data, key)
+    let entry = decode(&data, key)?;
+    let _ = f.set_modified(std::time::SystemTime::now());
+    Some(entry)
 }
 
 /// Stores the entry for `key`, creating the directory (0700) if needed.
@@ -159,20 +165,27 @@ pub(crate) fn store(dir: &Path, key: &[u8], e: &Entry) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Removes the oldest entries beyond [`MAX_ENTRIES`] (never `keep`).
+/// Removes the oldest entries beyond [`MAX_ENTRIES`] (never `keep`), and
+/// temporary files a writer that died left behind (older than a minute).
 fn evict(dir: &Path, keep: &str) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };
-    let mut entries: Vec<(std::time::SystemTime, std::path::PathBuf)> = rd
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.ends_with(".bpf") && n != keep)
-        })
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .collect();
+    let stale = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    let mut entries = Vec::new();
+    for e in rd.flatten() {
+        let (Some(name), Ok(modified)) = (
+            e.file_name().to_str().map(str::to_string),
+            e.metadata().and_then(|m| m.modified()),
+        ) else {
+            continue;
+        };
+        if name.starts_with('.') && modified < stale {
+            let _ = std::fs::remove_file(e.path());
+        } else if name.ends_with(".bpf") && name != keep {
+            entries.push((modified, e.path()));
+        }
+    }
     if entries.len() < MAX_ENTRIES {
         return;
     }
@@ -250,5 +263,13 @@ mod tests {
         assert_eq!(n, MAX_ENTRIES);
         let last = format!("key-{}", MAX_ENTRIES + 4);
         assert!(lookup(&cache, last.as_bytes()).is_some());
+        // A writer that died before its rename leaves a temporary file:
+        // gone at the next store once it is old.
+        let tmp = cache.join(".0123456789abcdef.bpf.999999");
+        let f = std::fs::File::create(&tmp).unwrap();
+        f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+            .unwrap();
+        store(&cache, b"one more", &entry()).unwrap();
+        assert!(!tmp.exists(), "stale temporary file kept");
     }
 }

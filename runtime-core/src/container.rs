@@ -1,7 +1,7 @@
 //! The parent side: create, start, kill, delete, and derived status.
 
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext};
@@ -502,27 +502,48 @@ pub(crate) mod tag {
     pub const SECCOMP_DONE: u8 = b's';
 }
 
-/// Passes the seccomp listener fd a child announced (`packet`, after its
-/// tag) to the profile's `listenerPath`, with the container's state, as
-/// runc does: one `SCM_RIGHTS` message carrying `{"ociVersion", "fds":
-/// ["seccompFd"], "pid", "metadata", "state"}`, where `pid` is the host pid
-/// of the process the filter is on. Then tells the child to go on.
+/// What a child (init, or an exec'd process) reports on the sync socket.
+pub(crate) enum Report {
+    /// Set up; for init, blocked on the exec fifo next.
+    Ready,
+    /// Mounts done: run the prestart and createRuntime hooks.
+    Hooks,
+    /// A seccomp filter with a listener is loaded: its fd.
+    Seccomp(OwnedFd),
+    /// Setup failed: the child's message.
+    Failed(String),
+    /// The child went away without a word.
+    Died,
+}
+
+/// Waits for the child's next report on `sock`.
+pub(crate) fn next_report(sock: BorrowedFd<'_>) -> Result<Report, Error> {
+    let mut buf = vec![0u8; 65536];
+    let (n, fd) = sys::recv_with_fd(sock, &mut buf).ctx(|| "wait for the child".into())?;
+    Ok(match (&buf[..n], fd) {
+        ([tag::READY], _) => Report::Ready,
+        ([tag::HOOKS], _) => Report::Hooks,
+        ([tag::SECCOMP], Some(fd)) => Report::Seccomp(fd),
+        ([tag::ERROR, msg @ ..], _) => Report::Failed(String::from_utf8_lossy(msg).into_owned()),
+        _ => Report::Died,
+    })
+}
+
+/// Passes a child's seccomp listener fd to the profile's `listenerPath`
+/// with the container's state, as runc does: one `SCM_RIGHTS` message
+/// carrying `{"ociVersion", "fds": ["seccompFd"], "pid", "metadata",
+/// "state"}`, where `pid` is the host pid of the process the filter is on.
+/// Then tells the child to go on.
 pub(crate) fn hand_to_listener(
     profile: Option<&oci_spec::runtime::LinuxSeccomp>,
     sync: BorrowedFd<'_>,
-    child: BorrowedFd<'_>,
+    fd: OwnedFd,
     pid: i32,
-    packet: &[u8],
     state: &state::OciState,
 ) -> Result<(), Error> {
     let path = profile
         .and_then(|s| s.listener_path().clone())
         .ok_or_else(|| Error::Init("a seccomp listener fd but no listenerPath".into()))?;
-    let number: RawFd = std::str::from_utf8(packet)
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| Error::Init("bad seccomp fd message".into()))?;
-    let fd = sys::pidfd_getfd(child, number).ctx(|| "take the seccomp listener fd".into())?;
     let msg = serde_json::json!({
         "ociVersion": state::OCI_VERSION,
         "fds": ["seccompFd"],
@@ -717,12 +738,10 @@ fn create_inner(
     sys::send(parent_sock.as_fd(), &go)
         .ctx(|| "release init".into())
         .map_err(|e| init_error_or(parent_sock.as_fd(), e))?;
-    let mut buf = vec![0u8; 65536];
     loop {
-        let n = sys::recv(parent_sock.as_fd(), &mut buf).ctx(|| "wait for init".into())?;
-        match buf.first() {
-            Some(&tag::READY) if n == 1 => break,
-            Some(&tag::HOOKS) if n == 1 => {
+        match next_report(parent_sock.as_fd())? {
+            Report::Ready => break,
+            Report::Hooks => {
                 if let Some(h) = checked.spec.hooks() {
                     let json = serde_json::to_vec(&oci).unwrap_or_default();
                     hooks::run(
@@ -743,25 +762,20 @@ fn create_inner(
                 sys::send(parent_sock.as_fd(), &[tag::HOOKS_DONE])
                     .ctx(|| "resume init after hooks".into())?;
             }
-            Some(&tag::SECCOMP) => hand_to_listener(
+            Report::Seccomp(fd) => hand_to_listener(
                 checked
                     .spec
                     .linux()
                     .as_ref()
                     .and_then(|l| l.seccomp().as_ref()),
                 parent_sock.as_fd(),
-                pidfd.as_fd(),
+                fd,
                 pid,
-                &buf[1..n],
                 &oci,
             )
             .map_err(|e| init_error_or(parent_sock.as_fd(), e))?,
-            Some(&tag::ERROR) if n > 0 => {
-                return Err(Error::Init(
-                    String::from_utf8_lossy(&buf[1..n]).into_owned(),
-                ));
-            }
-            _ => return Err(Error::Init("init died during setup".into())),
+            Report::Failed(msg) => return Err(Error::Init(msg)),
+            Report::Died => return Err(Error::Init("init died during setup".into())),
         }
     }
     oci.status = "created".into();

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use oci_spec::runtime::{LinuxNamespaceType, Process};
 
-use crate::container::{in_pid_ns_for_children, tag, Container, Status, Stdio};
+use crate::container::{in_pid_ns_for_children, tag, Container, Report, Status, Stdio};
 use crate::error::{Error, IoContext};
 use crate::{cgroup, console, init, sys};
 
@@ -108,23 +108,11 @@ impl Container {
                 "must name a program",
             )));
         }
-        if let Some(s) = opts.process.scheduler() {
-            crate::sched::scheduler(s)?;
-        }
-        crate::spec::exec_cpu_affinity(&opts.process)?;
-        let affinity = |list: &Option<String>, name: &str| {
-            list.as_deref()
-                .filter(|l| !l.is_empty())
-                .map(|l| crate::sched::cpu_mask(&format!("process.execCPUAffinity.{name}"), l))
-                .transpose()
+        let scheduler = match opts.process.scheduler() {
+            Some(s) => Some(crate::sched::scheduler(s)?),
+            None => None,
         };
-        let (cpus_initial, cpus_final) = match opts.process.exec_cpu_affinity() {
-            Some(a) => (
-                affinity(a.initial(), "initial")?,
-                affinity(a.cpu_affinity_final(), "final")?,
-            ),
-            None => (None, None),
-        };
+        let (cpus_initial, cpus_final) = crate::sched::exec_affinity(&opts.process)?;
         let memory_policy = match linux.memory_policy() {
             Some(p) => Some(crate::sched::memory_policy(p)?),
             None => None,
@@ -212,9 +200,13 @@ impl Container {
                     seccomp: filter.as_ref(),
                     cgroup_tasks: &tasks,
                     default_oom_score_adj: opts.default_oom_score_adj,
+                    scheduler: scheduler.as_ref(),
                     memory_policy: memory_policy.as_ref(),
                     persona,
-                    cpus_initial: cpus_initial.as_deref(),
+                    // On v1 the child joins the cgroup itself: it sets the
+                    // initial CPUs before; on v2 the parent does, before
+                    // it moves the child.
+                    cpus_initial: cpus_initial.as_deref().filter(|_| !tasks.is_empty()),
                     cpus_final: cpus_final.as_deref(),
                 }),
                 sys::Forked::Parent(p) => Ok(p),
@@ -230,38 +222,30 @@ impl Container {
             e
         };
         if tasks.is_empty() {
+            if let Some(m) = &cpus_initial {
+                crate::sched::apply_cpu_mask(child, m).map_err(|e| {
+                    kill_child(Error::Exec(format!("process.execCPUAffinity: {e}")))
+                })?;
+            }
             let path = cgroup::v2_exec_path(self.cgroup_path(), &opts.sub_cgroups);
             cgroup::attach(&path, child).map_err(|e| kill_child(e.into()))?;
         }
         sys::send(parent_sock.as_fd(), &[tag::GO])
             .ctx(|| "release exec process".into())
             .map_err(kill_child)?;
-        let mut buf = vec![0u8; 8192];
         loop {
-            let n = sys::recv(parent_sock.as_fd(), &mut buf)
-                .ctx(|| "wait for exec process".into())
-                .map_err(kill_child)?;
-            match buf.first() {
-                Some(&tag::READY) if n == 1 => return Ok(child),
-                Some(&tag::SECCOMP) => {
-                    let pidfd = sys::pidfd_open(child)
-                        .ctx(|| format!("pidfd_open {child}"))
-                        .map_err(kill_child)?;
-                    crate::container::hand_to_listener(
-                        linux.seccomp().as_ref(),
-                        parent_sock.as_fd(),
-                        pidfd.as_fd(),
-                        child,
-                        &buf[1..n],
-                        &state,
-                    )
-                    .map_err(kill_child)?;
-                }
-                Some(&tag::ERROR) if n > 0 => {
-                    let msg = String::from_utf8_lossy(&buf[1..n]).into_owned();
-                    return Err(kill_child(Error::Init(msg)));
-                }
-                _ => {
+            match crate::container::next_report(parent_sock.as_fd()).map_err(kill_child)? {
+                Report::Ready => return Ok(child),
+                Report::Seccomp(fd) => crate::container::hand_to_listener(
+                    linux.seccomp().as_ref(),
+                    parent_sock.as_fd(),
+                    fd,
+                    child,
+                    &state,
+                )
+                .map_err(kill_child)?,
+                Report::Failed(msg) => return Err(kill_child(Error::Init(msg))),
+                Report::Hooks | Report::Died => {
                     return Err(kill_child(Error::Init(
                         "exec process died during setup".into(),
                     )))
@@ -284,10 +268,12 @@ struct ChildArgs<'a> {
     seccomp: Option<&'a crate::seccomp::Filter>,
     cgroup_tasks: &'a [std::ffi::CString],
     default_oom_score_adj: Option<i32>,
+    scheduler: Option<&'a crate::sched::SchedAttr>,
     memory_policy: Option<&'a crate::sched::MemPolicy>,
     /// `linux.personality`, as init has it.
     persona: Option<libc::c_ulong>,
-    /// `execCPUAffinity.initial`: before the cgroup is joined.
+    /// `execCPUAffinity.initial`, when the child joins the cgroup itself
+    /// (v1): before it does.
     cpus_initial: Option<&'a [u64]>,
     /// `execCPUAffinity.final`: after.
     cpus_final: Option<&'a [u64]>,
@@ -321,7 +307,7 @@ fn child_setup(a: ChildArgs<'_>) -> Result<init::Prepared<'_>, String> {
     // Before anything of the container can see us.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| format!("set non-dumpable: {e}"))?;
     if let Some(m) = a.cpus_initial {
-        crate::sched::apply_cpu_mask(m)?;
+        crate::sched::apply_cpu_mask(0, m)?;
     }
     cgroup::join_self(a.cgroup_tasks)?;
     sys::reset_signals().map_err(|e| format!("reset signals: {e}"))?;
@@ -338,7 +324,7 @@ fn child_setup(a: ChildArgs<'_>) -> Result<init::Prepared<'_>, String> {
     }
     // In the cgroup now (joined above on v1, moved by the parent on v2).
     if let Some(m) = a.cpus_final {
-        crate::sched::apply_cpu_mask(m)?;
+        crate::sched::apply_cpu_mask(0, m)?;
     }
     for (fd, flag) in a.joins {
         sys::setns(fd.as_fd(), *flag).map_err(|e| format!("join namespace {flag:#x}: {e}"))?;
@@ -362,5 +348,5 @@ fn child_setup(a: ChildArgs<'_>) -> Result<init::Prepared<'_>, String> {
         sys::fchdir(root.as_fd()).map_err(|e| format!("chdir to the container's root: {e}"))?;
         std::os::unix::fs::chroot(".").map_err(|e| format!("chroot: {e}"))?;
     }
-    init::prepare_process(a.process, &[], a.seccomp, a.memory_policy)
+    init::prepare_process(a.process, &[], a.seccomp, a.scheduler, a.memory_policy)
 }

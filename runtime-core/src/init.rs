@@ -19,7 +19,7 @@
 //! the sync socket; init then exits with status 1.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -66,6 +66,10 @@ static READY_SENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool
 
 /// Runs init; never returns.
 pub(crate) fn run(args: InitArgs<'_>) -> ! {
+    // Nothing in the container may reach into init through /proc until it
+    // execs (which makes the process dumpable again): the fds it holds lead
+    // to the host (CVE-2019-5736, CVE-2024-21626).
+    let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
     sys::close(args.close);
     let sync = args.sync;
     let code = match setup(args) {
@@ -274,9 +278,14 @@ fn setup(args: InitArgs<'_>) -> Result<std::convert::Infallible, String> {
     }
     // Our fds as the host's /proc shows them, to reopen the exec fifo by:
     // the rootfs may have no /proc (a chroot without a mount namespace, a
-    // spec without a /proc mount). Closed as soon as the fifo is open.
+    // spec without a /proc mount). Init is not dumpable, so nothing in the
+    // container can follow it; closed once the fifo is open, before exec.
     let own_fds = sys::open(Path::new("/proc/self/fd"), libc::O_PATH | libc::O_DIRECTORY)
         .map_err(|e| format!("open /proc/self/fd: {e}"))?;
+    // While init is still the host's root, the owner of its /proc files
+    // (it is not dumpable): through the host's /proc, the rootfs may have
+    // none.
+    oom_score_adj(process, args.default_oom_score_adj)?;
 
     // In a new user namespace, wait until the parent has written our id
     // mappings. The cgroup move (slow on v1: the kernel waits for an RCU
@@ -299,9 +308,9 @@ fn setup(args: InitArgs<'_>) -> Result<std::convert::Infallible, String> {
         sys::unshare(ns.clone_flags).map_err(|e| format!("unshare namespaces: {e}"))?;
     }
     if ns.new_time {
-        // Before the switch to the namespace's root: that change of
-        // credentials makes init non-dumpable, which hands its /proc files
-        // to the host's root and leaves timens_offsets unwritable to it.
+        // Before the switch to the user namespace's root: init's /proc
+        // files belong to the host's root (init is not dumpable), which
+        // init is until then.
         sys::unshare(crate::spec::CLONE_NEWTIME).map_err(|e| format!("new time namespace: {e}"))?;
         if let Some(o) = linux.time_offsets() {
             time_offsets(o)?;
@@ -323,8 +332,6 @@ fn setup(args: InitArgs<'_>) -> Result<std::convert::Infallible, String> {
     if let Some(p) = linux.personality() {
         sys::personality(persona(p)?).map_err(|e| format!("personality: {e}"))?;
     }
-    // Through the host's /proc: the rootfs may have none.
-    oom_score_adj(process, args.default_oom_score_adj)?;
 
     // Mounts happen with umask 0 so device nodes get exactly their mode.
     sys::umask(0);
@@ -353,6 +360,7 @@ fn setup(args: InitArgs<'_>) -> Result<std::convert::Infallible, String> {
         process,
         args.extra_env,
         checked.seccomp.as_ref(),
+        checked.scheduler.as_ref(),
         checked.memory_policy.as_ref(),
     )?;
     if checked.seccomp.as_ref().is_some_and(|f| f.notify()) {
@@ -532,6 +540,8 @@ pub(crate) struct Prepared<'a> {
     env: Vec<CString>,
     /// The filter still to load: right before execve.
     seccomp: Option<&'a crate::seccomp::Filter>,
+    /// CAP_SYS_ADMIN is held for the load only (no `no_new_privs`).
+    kept_sys_admin: bool,
 }
 
 impl Prepared<'_> {
@@ -544,9 +554,8 @@ impl Prepared<'_> {
     }
 
     /// Loads a filter that has a listener now, and hands its fd to the
-    /// parent (which passes it on to the listener with the state). Init
-    /// writes the fd's number on the sync socket and waits until the parent
-    /// took it (`pidfd_getfd`): `write` is the one call made before the
+    /// parent (which passes it on to the listener with the state), then
+    /// waits until the parent did: `sendmsg` is the one call made before the
     /// listener has the fd, and profiles may not notify it.
     pub(crate) fn load_seccomp_now(&mut self, sync: RawFd) -> Result<(), String> {
         let Some(filter) = self.seccomp.take() else {
@@ -555,11 +564,24 @@ impl Prepared<'_> {
         let fd = filter
             .load()?
             .ok_or("the seccomp filter gave no listener fd")?;
-        let mut packet = vec![tag::SECCOMP];
-        packet.extend(fd.as_raw_fd().to_string().as_bytes());
-        sys::write_packet(borrow(sync), &packet)
+        sys::send_fd(borrow(sync), &[tag::SECCOMP], fd.as_fd())
             .map_err(|e| format!("hand over the seccomp fd: {e}"))?;
+        drop(fd);
         wait_for(sync, tag::SECCOMP_DONE)?;
+        if self.kept_sys_admin {
+            // Kept for the load only; execve would drop it, this is sooner.
+            // Best effort: the filter may deny capset, and then execve does.
+            let _ = caps::drop(
+                None,
+                caps::CapSet::Effective,
+                caps::Capability::CAP_SYS_ADMIN,
+            );
+            let _ = caps::drop(
+                None,
+                caps::CapSet::Permitted,
+                caps::Capability::CAP_SYS_ADMIN,
+            );
+        }
         Ok(())
     }
 
@@ -603,6 +625,7 @@ pub(crate) fn prepare_process<'a>(
     process: &Process,
     extra_env: &[String],
     seccomp: Option<&'a crate::seccomp::Filter>,
+    scheduler: Option<&crate::sched::SchedAttr>,
     memory_policy: Option<&crate::sched::MemPolicy>,
 ) -> Result<Prepared<'a>, String> {
     for r in process.rlimits().iter().flatten() {
@@ -618,9 +641,8 @@ pub(crate) fn prepare_process<'a>(
         };
         sys::ioprio_set(class, io.priority()).map_err(|e| format!("ioprio_set: {e}"))?;
     }
-    if let Some(s) = process.scheduler() {
-        let attr = crate::sched::scheduler(s).map_err(|e| e.to_string())?;
-        crate::sched::apply_scheduler(&attr)?;
+    if let Some(attr) = scheduler {
+        crate::sched::apply_scheduler(attr)?;
     }
     if let Some(p) = memory_policy {
         crate::sched::apply_memory_policy(p)?;
@@ -634,7 +656,8 @@ pub(crate) fn prepare_process<'a>(
     sys::set_ids(user.uid(), user.gid(), &groups)
         .map_err(|e| format!("set user {}:{}: {e}", user.uid(), user.gid()))?;
     sys::prctl(libc::PR_SET_KEEPCAPS, 0).map_err(|e| format!("keepcaps: {e}"))?;
-    capabilities(process, seccomp.is_some() && !nnp)?;
+    let kept_sys_admin = seccomp.is_some() && !nnp && !grants_sys_admin(process);
+    capabilities(process, kept_sys_admin)?;
     if nnp {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(|e| format!("no_new_privs: {e}"))?;
     }
@@ -666,5 +689,18 @@ pub(crate) fn prepare_process<'a>(
         argv: to_c(&argv)?,
         env: to_c(&env)?,
         seccomp,
+        kept_sys_admin,
+    })
+}
+
+/// Whether the spec gives the process CAP_SYS_ADMIN itself.
+fn grants_sys_admin(process: &Process) -> bool {
+    process.capabilities().as_ref().is_some_and(|c| {
+        c.effective()
+            .as_ref()
+            .is_some_and(|e| e.contains(&oci_spec::runtime::Capability::SysAdmin))
+            && c.permitted()
+                .as_ref()
+                .is_some_and(|p| p.contains(&oci_spec::runtime::Capability::SysAdmin))
     })
 }

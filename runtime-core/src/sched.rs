@@ -28,6 +28,14 @@ pub(crate) struct SchedAttr {
     pub period: u64,
 }
 
+impl SchedAttr {
+    /// A SCHED_DEADLINE process without SCHED_FLAG_RESET_ON_FORK: the
+    /// kernel refuses it `fork`.
+    pub(crate) fn forks_fail(&self) -> bool {
+        self.policy == 6 && self.flags & 0x01 == 0
+    }
+}
+
 /// The highest CPU or NUMA node number a list may name (exclusive).
 const MAX_ID: usize = 1024;
 
@@ -83,6 +91,12 @@ pub(crate) fn scheduler(s: &Scheduler) -> Result<SchedAttr, SpecError> {
             return Err(SpecError::invalid(
                 F,
                 "SCHED_DEADLINE needs runtime and deadline",
+            ));
+        }
+        if runtime < 1024 {
+            return Err(SpecError::invalid(
+                format!("{F}.runtime"),
+                "SCHED_DEADLINE needs a runtime of at least 1024 ns",
             ));
         }
         if runtime > deadline || (period != 0 && deadline > period) {
@@ -207,10 +221,24 @@ pub(crate) fn memory_policy(p: &LinuxMemoryPolicy) -> Result<MemPolicy, SpecErro
             MemoryPolicyFlagType::MpolFStaticNodes => 1 << 15,
         };
     }
-    if flags & (3 << 14) == 3 << 14 {
+    // The kernel's rules (mm/mempolicy.c), checked here to name the field.
+    let node_flags = flags & (3 << 14);
+    if node_flags == 3 << 14 {
         return Err(SpecError::invalid(
             format!("{F}.flags"),
             "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other",
+        ));
+    }
+    if node_flags != 0 && (matches!(p.mode(), M::MpolDefault | M::MpolLocal) || nodes.is_empty()) {
+        return Err(SpecError::invalid(
+            format!("{F}.flags"),
+            "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES need nodes",
+        ));
+    }
+    if flags & (1 << 13) != 0 && !matches!(p.mode(), M::MpolBind | M::MpolPreferredMany) {
+        return Err(SpecError::invalid(
+            format!("{F}.flags"),
+            "MPOL_F_NUMA_BALANCING goes with MPOL_BIND or MPOL_PREFERRED_MANY only",
         ));
     }
     Ok(MemPolicy {
@@ -219,9 +247,25 @@ pub(crate) fn memory_policy(p: &LinuxMemoryPolicy) -> Result<MemPolicy, SpecErro
     })
 }
 
-/// A CPU list of `process.execCPUAffinity` as a mask.
-pub(crate) fn cpu_mask(field: &str, list: &str) -> Result<Vec<u64>, SpecError> {
-    Ok(mask(&id_list(field, list)?))
+/// `process.execCPUAffinity` as masks: (`initial`, `final`); an empty
+/// list is none.
+pub(crate) type Affinity = (Option<Vec<u64>>, Option<Vec<u64>>);
+
+/// The masks of `process.execCPUAffinity`.
+pub(crate) fn exec_affinity(process: &oci_spec::runtime::Process) -> Result<Affinity, SpecError> {
+    let Some(a) = process.exec_cpu_affinity() else {
+        return Ok((None, None));
+    };
+    let list = |l: &Option<String>, name: &str| {
+        l.as_deref()
+            .filter(|l| !l.is_empty())
+            .map(|l| id_list(&format!("process.execCPUAffinity.{name}"), l).map(|ids| mask(&ids)))
+            .transpose()
+    };
+    Ok((
+        list(a.initial(), "initial")?,
+        list(a.cpu_affinity_final(), "final")?,
+    ))
 }
 
 /// Applies a checked scheduler to the calling process.
@@ -234,9 +278,9 @@ pub(crate) fn apply_memory_policy(p: &MemPolicy) -> Result<(), String> {
     sys::set_mempolicy(p.mode, &p.nodes).map_err(|e| format!("set_mempolicy: {e}"))
 }
 
-/// Sets the calling process's CPU affinity.
-pub(crate) fn apply_cpu_mask(m: &[u64]) -> Result<(), String> {
-    sys::sched_setaffinity(m).map_err(|e| format!("sched_setaffinity: {e}"))
+/// Sets the CPU affinity of `pid` (0: the calling process).
+pub(crate) fn apply_cpu_mask(pid: libc::pid_t, m: &[u64]) -> Result<(), String> {
+    sys::sched_setaffinity_of(pid, m).map_err(|e| format!("sched_setaffinity: {e}"))
 }
 
 #[cfg(test)]
@@ -287,6 +331,10 @@ mod tests {
                 "process.scheduler",
             ),
             (
+                serde_json::json!({"policy": "SCHED_DEADLINE", "runtime": 10, "deadline": 100}),
+                "process.scheduler.runtime",
+            ),
+            (
                 serde_json::json!({"policy": "SCHED_OTHER", "priority": 3}),
                 "process.scheduler.priority",
             ),
@@ -307,6 +355,9 @@ mod tests {
             serde_json::json!({"mode": "MPOL_DEFAULT", "nodes": "0"}),
             serde_json::json!({"mode": "MPOL_BIND", "nodes": "0",
                                "flags": ["MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"]}),
+            serde_json::json!({"mode": "MPOL_LOCAL", "flags": ["MPOL_F_STATIC_NODES"]}),
+            serde_json::json!({"mode": "MPOL_INTERLEAVE", "nodes": "0",
+                               "flags": ["MPOL_F_NUMA_BALANCING"]}),
         ] {
             let e = mpol(v.clone()).unwrap_err();
             assert!(e.contains("linux.memoryPolicy"), "{v}: {e}");

@@ -229,27 +229,29 @@ impl Filter {
 /// What identifies a compiled profile: everything the program depends on
 /// besides the profile (this runtime's build, libseccomp and the kernel
 /// API level it detected, the architecture) and the profile itself.
-fn cache_key(s: &LinuxSeccomp) -> Vec<u8> {
+fn cache_key(s: &LinuxSeccomp) -> Option<Vec<u8>> {
     let mut key = format!(
-        "contd-runtime {} seccomp-compiler {} libseccomp {} api {} arch {}\n",
+        "contd-runtime {} seccomp-compiler {} libseccomp {} api {} arch {}\nenosys {:?}\n",
         env!("CARGO_PKG_VERSION"),
         COMPILER_VERSION,
         libseccomp_version(),
         libseccomp::get_api(),
         std::env::consts::ARCH,
+        NEWER_SYSCALLS,
     )
     .into_bytes();
     // Field order is fixed by the struct, list order is the profile's.
-    key.extend(serde_json::to_vec(s).unwrap_or_default());
-    key
+    key.extend(serde_json::to_vec(s).ok()?);
+    Some(key)
 }
 
 /// Bumped whenever [`build`] would compile the same profile differently
-/// (new ENOSYS rules, other flags): old cache entries then miss.
+/// (other flags, other rules; the ENOSYS list is in the key already): old
+/// cache entries then miss.
 const COMPILER_VERSION: u32 = 1;
 
 fn compile(s: &LinuxSeccomp, cache: Option<&Path>) -> Result<Filter, BuildError> {
-    let key = cache.map(|dir| (dir, cache_key(s)));
+    let key = cache.and_then(|dir| Some((dir, cache_key(s)?)));
     if let Some((dir, key)) = &key {
         if let Some(e) = crate::bpfcache::lookup(dir, key) {
             if let Some(f) = Filter::from_entry(e) {
@@ -484,10 +486,10 @@ fn build(s: &LinuxSeccomp) -> Result<(ScmpFilterContext, bool), BuildError> {
                     "empty syscall name",
                 ));
             }
-            if call.action() == LinuxSeccompAction::ScmpActNotify && name == "write" {
+            if call.action() == LinuxSeccompAction::ScmpActNotify && name == "sendmsg" {
                 return Err(BuildError::invalid(
                     format!("{field}.names[{j}]"),
-                    "SCMP_ACT_NOTIFY cannot be used for write: the runtime \
+                    "SCMP_ACT_NOTIFY cannot be used for sendmsg: the runtime \
                      needs it to hand the notify fd over",
                 ));
             }
@@ -603,6 +605,13 @@ fn build(s: &LinuxSeccomp) -> Result<(ScmpFilterContext, bool), BuildError> {
                             libseccomp_version(),
                             libseccomp::get_api()
                         ),
+                    ));
+                }
+                if !notify {
+                    // The kernel takes it with a listener only.
+                    return Err(BuildError::invalid(
+                        &field,
+                        format!("{flag} needs a rule with SCMP_ACT_NOTIFY"),
                     ));
                 }
                 ctx.set_ctl_waitkill(true).map_err(unsupported)?;
@@ -1682,7 +1691,7 @@ mod tests {
                 json!({
                     "defaultAction": "SCMP_ACT_ALLOW",
                     "listenerPath": "/run/a.sock",
-                    "syscalls": [{ "names": ["read", "write"], "action": "SCMP_ACT_NOTIFY" }],
+                    "syscalls": [{ "names": ["read", "sendmsg"], "action": "SCMP_ACT_NOTIFY" }],
                 }),
                 "linux.seccomp.syscalls[0].names[1]",
             ),

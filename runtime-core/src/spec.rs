@@ -62,6 +62,8 @@ pub(crate) struct Checked {
     pub seccomp: Option<crate::seccomp::Filter>,
     /// `linux.memoryPolicy`, checked; init applies it.
     pub memory_policy: Option<crate::sched::MemPolicy>,
+    /// `process.scheduler`, checked; init applies it.
+    pub scheduler: Option<crate::sched::SchedAttr>,
 }
 
 /// Parses a spec, leaving out capability names this oci-spec does not know
@@ -260,12 +262,25 @@ fn check(
             "must be an absolute path",
         ));
     }
-    if let Some(s) = process.scheduler() {
-        crate::sched::scheduler(s)?;
-    }
+    let scheduler = match process.scheduler() {
+        Some(s) => Some(crate::sched::scheduler(s)?),
+        None => None,
+    };
     // Not applied to init (the runtime spec says so), but an exec with the
     // container's process inherits it: checked here too.
-    exec_cpu_affinity(process)?;
+    crate::sched::exec_affinity(process)?;
+    let start_hooks = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref())
+        .is_some_and(|v| !v.is_empty());
+    if start_hooks && scheduler.is_some_and(|a| a.forks_fail()) {
+        return Err(SpecError::invalid(
+            "process.scheduler.flags",
+            "a SCHED_DEADLINE process cannot fork startContainer hooks \
+             without SCHED_FLAG_RESET_ON_FORK",
+        ));
+    }
     for (i, e) in process.env().iter().flatten().enumerate() {
         if !e.contains('=') || e.contains('\0') {
             return Err(SpecError::invalid(
@@ -318,6 +333,7 @@ fn check(
         .ok_or_else(|| SpecError::invalid("linux", "missing"))?;
     let ns = namespaces(linux)?;
     if !ns.has(libc::CLONE_NEWNS) {
+        chroot_holds(&ns, process)?;
         warnings.extend(without_mount_ns(&spec, linux));
     }
     if spec.hostname().is_some() && !ns.has(libc::CLONE_NEWUTS) {
@@ -405,16 +421,34 @@ fn check(
         warnings,
         seccomp,
         memory_policy,
+        scheduler,
     })
 }
 
-/// Checks `process.execCPUAffinity`'s CPU lists.
-pub(crate) fn exec_cpu_affinity(process: &oci_spec::runtime::Process) -> Result<(), SpecError> {
-    if let Some(a) = process.exec_cpu_affinity() {
-        for (name, list) in [("initial", a.initial()), ("final", a.cpu_affinity_final())] {
-            if let Some(l) = list.as_deref().filter(|l| !l.is_empty()) {
-                crate::sched::cpu_mask(&format!("process.execCPUAffinity.{name}"), l)?;
-            }
+/// A container without a mount namespace of its own is a chroot: a
+/// process that may call `chroot` itself (CAP_SYS_CHROOT, which root of a
+/// user namespace always has there) walks out of it onto the host's
+/// filesystem. Such a container is refused.
+fn chroot_holds(ns: &Namespaces, process: &oci_spec::runtime::Process) -> Result<(), SpecError> {
+    if ns.user() {
+        return Err(SpecError::unsupported(
+            "linux.namespaces",
+            "a user namespace without a mount namespace: its root could chroot \
+             out of the container's root",
+        ));
+    }
+    let chroot = oci_spec::runtime::Capability::SysChroot;
+    if let Some(set) = process
+        .capabilities()
+        .as_ref()
+        .and_then(|c| c.bounding().as_ref())
+    {
+        if set.contains(&chroot) {
+            return Err(SpecError::invalid(
+                "process.capabilities.bounding",
+                "CAP_SYS_CHROOT would let the process chroot out of a container \
+                 without a mount namespace",
+            ));
         }
     }
     Ok(())

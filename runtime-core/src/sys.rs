@@ -380,45 +380,6 @@ pub(crate) fn set_mempolicy(mode: i32, nodes: &[u64]) -> io::Result<()> {
     Ok(())
 }
 
-/// `sched_setaffinity(0, mask)`: the calling thread's CPUs.
-pub(crate) fn sched_setaffinity(mask: &[u64]) -> io::Result<()> {
-    // SAFETY: pointer and byte length describe `mask`.
-    cvt(unsafe {
-        libc::syscall(
-            libc::SYS_sched_setaffinity,
-            0 as libc::c_long,
-            std::mem::size_of_val(mask) as libc::c_ulong,
-            mask.as_ptr(),
-        )
-    })?;
-    Ok(())
-}
-
-/// `pidfd_getfd(pidfd, fd, 0)`: a copy (close-on-exec) of another
-/// process's fd.
-pub(crate) fn pidfd_getfd(pidfd: BorrowedFd<'_>, fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall with integer arguments.
-    let ret = cvt(unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_getfd,
-            pidfd.as_raw_fd(),
-            fd,
-            0 as libc::c_uint,
-        )
-    })?;
-    // SAFETY: a new fd owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
-}
-
-/// `write(2)` of one packet on a socket: after a seccomp filter with a
-/// listener is loaded, the only call runtime-core makes before its fd is
-/// in the listener's hands (profiles may not notify `write`).
-pub(crate) fn write_packet(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<()> {
-    // SAFETY: pointer and length describe `buf`.
-    cvt(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) as libc::c_long })?;
-    Ok(())
-}
-
 /// `memfd_create(name, MFD_CLOEXEC)`: an anonymous file in memory.
 pub(crate) fn memfd(name: &CStr) -> io::Result<OwnedFd> {
     // SAFETY: valid C string; the fd is owned right away.
@@ -729,6 +690,54 @@ pub(crate) fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<(OwnedFd, Vec<u8>)> {
     let fd = got.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no fd received"))?;
     buf.truncate(n);
     Ok((fd, buf))
+}
+
+/// Receives one packet and the fd that came with it, if one did.
+pub(crate) fn recv_with_fd(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(usize, Option<OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let msg = loop {
+        match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => break r?,
+        }
+    };
+    let mut got = None;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for fd in fds {
+                // SAFETY: the kernel just installed this fd for us.
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                if got.is_none() {
+                    got = Some(owned);
+                }
+            }
+        }
+    }
+    Ok((msg.bytes, got))
+}
+
+/// `sched_setaffinity(pid, mask)`: another process's CPUs.
+pub(crate) fn sched_setaffinity_of(pid: libc::pid_t, mask: &[u64]) -> io::Result<()> {
+    // SAFETY: pointer and byte length describe `mask`.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_sched_setaffinity,
+            pid as libc::c_long,
+            std::mem::size_of_val(mask) as libc::c_ulong,
+            mask.as_ptr(),
+        )
+    })?;
+    Ok(())
 }
 
 /// `connect`s a new `SOCK_STREAM` unix socket to `path`.

@@ -99,6 +99,17 @@ fn no_mount_namespace_shares_the_callers_and_changes_no_mount() {
     t.rt(&["delete", &id]).ok();
     assert_eq!(mounts_under_rootfs(), before);
     t.assert_root_empty();
+
+    // A chroot is no cage for a process that may chroot.
+    let mut chroot = spec.clone();
+    set_caps(&mut chroot, &["CAP_KILL", "CAP_SYS_CHROOT"]);
+    t.create_refused(&chroot, "CAP_SYS_CHROOT");
+    let mut userns = spec;
+    add_namespace(&mut userns, "user");
+    let map = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    userns["linux"]["uidMappings"] = map.clone();
+    userns["linux"]["gidMappings"] = map;
+    t.create_refused(&userns, "a user namespace without a mount namespace");
 }
 
 // ---------------------------------------------------------------------------
@@ -648,4 +659,41 @@ fn errors_are_one_logfmt_line_on_stderr() {
         rest, " level=error msg=\"container nosuch does not exist\"",
         "{line}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Init holds fds that lead to the host until it execs
+// ---------------------------------------------------------------------------
+
+#[test]
+fn init_fds_are_out_of_the_containers_reach_while_created() {
+    let mut t = T::new();
+    let spec = t.spec(&["sleep", "100"]);
+    let b = t.bundle(&spec, Rootfs::Link);
+    let id = t.id("fdreach");
+    t.create(&b, &id).ok();
+    // Another process of the container, root with the same capabilities:
+    // init is not dumpable, so its fds (the exec fifo, the host's
+    // /proc/self/fd) are not for it to follow.
+    let out = t.rt(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "ls -l /proc/1/fd/; for f in /proc/1/fd/*; do ls \"$f/\" >/dev/null && echo REACHED $f; done",
+    ]);
+    assert!(out.stderr.contains("Permission denied"), "{out:?}");
+    assert!(
+        !out.stdout.contains(" -> "),
+        "init's fds can be read: {out:?}"
+    );
+    assert!(
+        !out.stdout.contains("REACHED"),
+        "init's fds can be followed: {out:?}"
+    );
+    // Once it runs the container's program it is an ordinary process.
+    t.rt(&["start", &id]).ok();
+    let out = t.rt(&["exec", &id, "ls", "/proc/1/fd/"]).ok();
+    assert!(lines(&out.stdout).contains(&"0"), "{out:?}");
+    t.rt(&["delete", "--force", &id]).ok();
 }
