@@ -587,7 +587,7 @@ fn scheduler_applies_to_init_and_exec() {
     let sched =
         json!({ "policy": "SCHED_BATCH", "nice": 7, "flags": ["SCHED_FLAG_RESET_ON_FORK"] });
     let mut spec = t.spec(&["cat", "/proc/self/stat"]);
-    spec["process"]["scheduler"] = sched.clone();
+    spec["process"]["scheduler"] = sched;
     let out = t.run("sched", &spec, Rootfs::Link).ok();
     // Field 19 is the nice value, field 41 the policy (SCHED_BATCH = 3).
     assert_eq!(stat_field(&out.stdout, 19), 7, "{out:?}");
