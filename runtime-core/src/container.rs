@@ -495,8 +495,8 @@ pub(crate) mod tag {
     pub const READY: u8 = b'R';
     /// Init → parent: setup failed; the rest is the message.
     pub const ERROR: u8 = b'E';
-    /// Child → parent: a seccomp filter with a listener is loaded; the rest
-    /// is the number of its fd in the child, for `pidfd_getfd`.
+    /// Child → parent: a seccomp filter with a listener is loaded; its fd
+    /// comes with the packet (`SCM_RIGHTS`).
     pub const SECCOMP: u8 = b'S';
     /// Parent → child: the listener has the fd.
     pub const SECCOMP_DONE: u8 = b's';
