@@ -17,16 +17,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-/// What is cached for a key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Entry {
-    /// `SECCOMP_FILTER_FLAG_*` to load the program with.
-    pub flags: u32,
-    /// The program has a notify rule.
-    pub notify: bool,
-    /// `struct sock_filter`s, native endian.
-    pub program: Vec<u8>,
-}
+use crate::seccomp::Filter;
 
 const MAGIC: &[u8; 8] = b"CONTDBPF";
 const FORMAT: u32 = 1;
@@ -58,23 +49,24 @@ fn trusted_dir(dir: &Path) -> bool {
     std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir() && trusted(&m))
 }
 
-fn encode(key: &[u8], e: &Entry) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32 + key.len() + e.program.len());
+fn encode(key: &[u8], f: &Filter) -> Vec<u8> {
+    let (program, flags, notify) = f.parts();
+    let mut out = Vec::with_capacity(32 + key.len() + program.len());
     out.extend_from_slice(MAGIC);
     out.extend(FORMAT.to_le_bytes());
     out.extend((key.len() as u32).to_le_bytes());
     out.extend_from_slice(key);
-    out.extend(e.flags.to_le_bytes());
-    out.push(u8::from(e.notify));
-    out.extend((e.program.len() as u32).to_le_bytes());
-    out.extend_from_slice(&e.program);
+    out.extend(flags.to_le_bytes());
+    out.push(u8::from(notify));
+    out.extend((program.len() as u32).to_le_bytes());
+    out.extend_from_slice(program);
     let sum = fnv(&out);
     out.extend(sum.to_le_bytes());
     out
 }
 
-/// The entry in `data` if it is whole and for `key`.
-fn decode(data: &[u8], key: &[u8]) -> Option<Entry> {
+/// The filter in `data` if it is whole and for `key`.
+fn decode(data: &[u8], key: &[u8]) -> Option<Filter> {
     let (body, sum) = data.split_at_checked(data.len().checked_sub(8)?)?;
     if fnv(body).to_le_bytes() != sum {
         return None;
@@ -100,18 +92,14 @@ fn decode(data: &[u8], key: &[u8]) -> Option<Entry> {
     if !rest.is_empty() {
         return None;
     }
-    Some(Entry {
-        flags,
-        notify,
-        program,
-    })
+    Filter::new(program, flags, notify)
 }
 
 /// The entry for `key`, if the cache holds a sound one. The directory is
 /// checked through the fd the entry is then opened from, so it cannot be
 /// swapped in between. A hit is touched, so the entries in use are the
 /// last to go.
-pub(crate) fn lookup(dir: &Path, key: &[u8]) -> Option<Entry> {
+pub(crate) fn lookup(dir: &Path, key: &[u8]) -> Option<Filter> {
     let dirfd = crate::sys::open(dir, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW).ok()?;
     let dirfd = std::fs::File::from(dirfd);
     if !dirfd.metadata().is_ok_and(|m| m.is_dir() && trusted(&m)) {
@@ -131,12 +119,12 @@ pub(crate) fn lookup(dir: &Path, key: &[u8]) -> Option<Entry> {
     Some(entry)
 }
 
-/// Stores the entry for `key`, creating the directory (0700) if needed.
+/// Stores the filter for `key`, creating the directory (0700) if needed.
 ///
 /// # Errors
 /// If the directory cannot be made or is not ours, or writing fails; the
 /// cache is then left as it was.
-pub(crate) fn store(dir: &Path, key: &[u8], e: &Entry) -> std::io::Result<()> {
+pub(crate) fn store(dir: &Path, key: &[u8], f: &Filter) -> std::io::Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -155,7 +143,7 @@ pub(crate) fn store(dir: &Path, key: &[u8], e: &Entry) -> std::io::Result<()> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&tmp)
-        .and_then(|mut f| f.write_all(&encode(key, e)))
+        .and_then(|mut file| file.write_all(&encode(key, f)))
         .and_then(|()| std::fs::rename(&tmp, dir.join(&name)));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -199,12 +187,8 @@ fn evict(dir: &Path, keep: &str) {
 mod tests {
     use super::*;
 
-    fn entry() -> Entry {
-        Entry {
-            flags: 5,
-            notify: true,
-            program: (0..64).collect(),
-        }
+    fn entry() -> Filter {
+        Filter::new((0..64).collect(), 5, true).unwrap()
     }
 
     #[test]

@@ -316,9 +316,8 @@ pub(crate) fn existing_task_files(
             ));
         }
         if let Some((_, sub)) = subs.first() {
-            let dir = Path::new("/sys/fs/cgroup")
-                .join(path.trim_start_matches('/'))
-                .join(sub.trim_start_matches('/'));
+            let dir =
+                Path::new("/sys/fs/cgroup").join(v2_exec_path(path, subs).trim_start_matches('/'));
             if !dir.is_dir() {
                 return Err(err(path, format!("sub-cgroup {sub:?} does not exist")));
             }

@@ -173,8 +173,9 @@ const MAX_INSNS: usize = 4096;
 /// one system call and no allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Filter {
-    /// `struct sock_filter` instructions.
-    program: Vec<libc::sock_filter>,
+    /// `struct sock_filter` instructions, native endian, as libseccomp
+    /// exports them and the kernel takes them.
+    program: Vec<u8>,
     /// `SECCOMP_FILTER_FLAG_*`.
     flags: u32,
     /// Some rule uses `SCMP_ACT_NOTIFY`: loading returns a listener fd.
@@ -253,20 +254,18 @@ const COMPILER_VERSION: u32 = 1;
 fn compile(s: &LinuxSeccomp, cache: Option<&Path>) -> Result<Filter, BuildError> {
     let key = cache.and_then(|dir| Some((dir, cache_key(s)?)));
     if let Some((dir, key)) = &key {
-        if let Some(e) = crate::bpfcache::lookup(dir, key) {
-            if let Some(f) = Filter::from_entry(e) {
-                return Ok(f);
-            }
+        if let Some(f) = crate::bpfcache::lookup(dir, key) {
+            return Ok(f);
         }
     }
     let (ctx, notify) = build(s)?;
     let program = export(&ctx)?;
-    if program.len() > MAX_INSNS {
+    if program.len() > MAX_INSNS * 8 {
         return Err(BuildError::invalid(
             "linux.seccomp",
             format!(
                 "the filter compiles to {} BPF instructions; the kernel takes at most {MAX_INSNS}",
-                program.len()
+                program.len() / 8
             ),
         ));
     }
@@ -284,21 +283,18 @@ fn compile(s: &LinuxSeccomp, cache: Option<&Path>) -> Result<Filter, BuildError>
             LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => FLAG_WAIT_KILLABLE_RECV,
         };
     }
-    let filter = Filter {
-        program,
-        flags,
-        notify,
-    };
+    let filter = Filter::new(program, flags, notify)
+        .ok_or_else(|| BuildError::invalid("linux.seccomp", "libseccomp exported no program"))?;
     if let Some((dir, key)) = &key {
         // A cache that cannot be written only costs the next create time.
-        let _ = crate::bpfcache::store(dir, key, &filter.to_entry());
+        let _ = crate::bpfcache::store(dir, key, &filter);
     }
     Ok(filter)
 }
 
 /// The BPF program libseccomp generates for `ctx` (what `seccomp_load`
 /// would load), through a memfd: libseccomp 2.5 exports to an fd only.
-fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, BuildError> {
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<u8>, BuildError> {
     use std::io::{Read, Seek};
     let fail = |what: &str, e: &dyn fmt::Display| {
         BuildError::unsupported(
@@ -313,49 +309,24 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, BuildError>
     f.rewind()
         .and_then(|()| f.read_to_end(&mut bytes))
         .map_err(|e| fail("read BPF", &e))?;
-    program_from_bytes(&bytes).ok_or_else(|| fail("export BPF", &"not whole instructions"))
-}
-
-/// `struct sock_filter`s from their native-endian bytes.
-fn program_from_bytes(bytes: &[u8]) -> Option<Vec<libc::sock_filter>> {
-    if bytes.is_empty() || bytes.len() % 8 != 0 {
-        return None;
-    }
-    Some(
-        bytes
-            .chunks_exact(8)
-            .map(|i| libc::sock_filter {
-                code: u16::from_ne_bytes([i[0], i[1]]),
-                jt: i[2],
-                jf: i[3],
-                k: u32::from_ne_bytes([i[4], i[5], i[6], i[7]]),
-            })
-            .collect(),
-    )
+    Ok(bytes)
 }
 
 impl Filter {
-    fn to_entry(&self) -> crate::bpfcache::Entry {
-        let mut program = Vec::with_capacity(self.program.len() * 8);
-        for i in &self.program {
-            program.extend(i.code.to_ne_bytes());
-            program.extend([i.jt, i.jf]);
-            program.extend(i.k.to_ne_bytes());
-        }
-        crate::bpfcache::Entry {
-            flags: self.flags,
-            notify: self.notify,
+    /// A filter from a program of whole instructions the kernel can take
+    /// (what libseccomp exported, or the cache holds).
+    pub(crate) fn new(program: Vec<u8>, flags: u32, notify: bool) -> Option<Filter> {
+        let whole = !program.is_empty() && program.len() % 8 == 0;
+        (whole && program.len() <= MAX_INSNS * 8).then_some(Filter {
             program,
-        }
+            flags,
+            notify,
+        })
     }
 
-    fn from_entry(e: crate::bpfcache::Entry) -> Option<Filter> {
-        let program = program_from_bytes(&e.program).filter(|p| p.len() <= MAX_INSNS)?;
-        Some(Filter {
-            program,
-            flags: e.flags,
-            notify: e.notify,
-        })
+    /// The program's bytes, the flags and the notify bit, for the cache.
+    pub(crate) fn parts(&self) -> (&[u8], u32, bool) {
+        (&self.program, self.flags, self.notify)
     }
 }
 

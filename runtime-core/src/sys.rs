@@ -319,20 +319,19 @@ pub(crate) fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Err
 /// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)`: installs a BPF filter
 /// on the calling process. With `SECCOMP_FILTER_FLAG_NEW_LISTENER` in
 /// `flags` the kernel returns the filter's user-notification fd.
-pub(crate) fn seccomp_set_filter(
-    program: &[libc::sock_filter],
-    flags: u32,
-) -> io::Result<Option<OwnedFd>> {
+pub(crate) fn seccomp_set_filter(program: &[u8], flags: u32) -> io::Result<Option<OwnedFd>> {
     const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
     const NEW_LISTENER: u32 = 1 << 3;
+    // `program` is whole `struct sock_filter`s (8 bytes each).
     let len =
-        u16::try_from(program.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        u16::try_from(program.len() / 8).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let prog = libc::sock_fprog {
         len,
-        filter: program.as_ptr().cast_mut(),
+        filter: program.as_ptr().cast::<libc::sock_filter>().cast_mut(),
     };
-    // SAFETY: `prog` points at `len` instructions that outlive the call;
-    // the kernel copies the program before returning.
+    // SAFETY: `prog` points at `len` instructions that outlive the call
+    // and that Rust never reads through the cast pointer; the kernel copies
+    // the program (any alignment) before returning.
     let ret = cvt(unsafe {
         libc::syscall(
             libc::SYS_seccomp,
