@@ -169,6 +169,11 @@ pub(crate) fn unexpected(resp: &Response) -> anyhow::Error {
         Response::ExecExited { .. } => "ExecExited",
         Response::Stats(_) => "Stats",
         Response::LogStatus(_) => "LogStatus",
+        Response::Details(_) => "Details",
+        Response::DetailsList(_) => "DetailsList",
+        Response::Processes(_) => "Processes",
+        Response::Event(_) => "Event",
+        Response::Namespaces(_) => "Namespaces",
     };
     anyhow!("unexpected {what} response from contd")
 }

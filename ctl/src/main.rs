@@ -23,7 +23,9 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use proto::api::{CreateRequest, Request, Response};
+use proto::api::{
+    ContainerConfig, EventFilter, LogOptions, Mount, MountKind, Request, Response, RestartPolicy,
+};
 use proto::{validate_name, ExitRecord, NameError, Status};
 
 use crate::client::{unexpected, Client};
@@ -89,8 +91,62 @@ enum Command {
     },
     /// Print a container's log.
     Logs {
+        /// Keep printing new lines until the container exits.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines ("all": every line).
+        #[arg(short = 'n', long, value_name = "N", value_parser = parse_tail)]
+        tail: Option<Tail>,
+        /// Only lines since a time: RFC 3339 (2026-11-27T10:00:00Z) or a
+        /// duration ago (10s, 5m, 2h).
+        #[arg(long, value_name = "TIME", value_parser = parse_since)]
+        since: Option<i64>,
         /// Container name.
         name: String,
+    },
+    /// Create a container without starting it (`start` runs it).
+    Create(CreateArgs),
+    /// Freeze every process of a container.
+    Pause {
+        /// Container name.
+        name: String,
+    },
+    /// Thaw a paused container.
+    Unpause {
+        /// Container name.
+        name: String,
+    },
+    /// Show a container's processes.
+    Top {
+        /// Container name.
+        name: String,
+    },
+    /// Change the limits of a running container.
+    Update {
+        /// Memory limit (bytes, or with a k, m or g suffix).
+        #[arg(short, long, value_name = "BYTES", value_parser = parse_memory)]
+        memory: Option<u64>,
+        /// CPUs, as a fraction (1.5).
+        #[arg(long, value_name = "N", value_parser = parse_cpus)]
+        cpus: Option<u64>,
+        /// Most processes (-1: no limit).
+        #[arg(long, value_name = "N", allow_hyphen_values = true)]
+        pids_limit: Option<i64>,
+        /// Container name.
+        name: String,
+    },
+    /// Print events as they happen (created, started, exited, oom, paused,
+    /// resumed, restarting, removed, adopted, monitor-lost).
+    Events {
+        /// Only events of this type (repeatable), or `name=N`, `type=T`.
+        #[arg(long, value_name = "FILTER")]
+        filter: Vec<String>,
+        /// Start with one event per container telling its current state.
+        #[arg(long)]
+        replay: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
     /// Stop a container: SIGTERM, then SIGKILL after a grace period.
     Stop {
@@ -108,7 +164,7 @@ enum Command {
         /// Container name.
         name: String,
     },
-    /// Start a created container.
+    /// Start a created container, or run an exited one again.
     Start {
         /// Container name.
         name: String,
@@ -187,6 +243,13 @@ struct RunArgs {
     #[arg(short, long)]
     detach: bool,
 
+    #[command(flatten)]
+    create: CreateArgs,
+}
+
+/// Options of `create` (and `run`).
+#[derive(Debug, Args)]
+struct CreateArgs {
     /// Container name [default: c- and 8 random hex digits].
     #[arg(long, value_name = "N")]
     name: Option<String>,
@@ -207,7 +270,69 @@ struct RunArgs {
     #[arg(short, long)]
     tty: bool,
 
-    /// Root filesystem directory.
+    /// Restart policy: no, on-failure[:N], always, unless-stopped.
+    #[arg(long, value_name = "POLICY", value_parser = RestartPolicy::parse, default_value = "no")]
+    restart: RestartPolicy,
+
+    /// Bind mount SRC:DST[:ro|rw] (SRC an absolute host path).
+    #[arg(short, long = "volume", value_name = "SRC:DST[:ro]", value_parser = parse_volume)]
+    volume: Vec<Mount>,
+
+    /// A mount, docker's syntax: type=bind,source=S,target=T[,readonly]
+    /// [,bind-propagation=P] or type=tmpfs,target=T[,tmpfs-size=SIZE].
+    #[arg(long, value_name = "SPEC", value_parser = parse_mount)]
+    mount: Vec<Mount>,
+
+    /// A tmpfs at DST[:size=SIZE].
+    #[arg(long, value_name = "DST[:size=SIZE]", value_parser = parse_tmpfs)]
+    tmpfs: Vec<Mount>,
+
+    /// CPUs, as a fraction (1.5).
+    #[arg(long, value_name = "N", value_parser = parse_cpus)]
+    cpus: Option<u64>,
+
+    /// Most processes (-1: no limit).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+
+    /// Mount the root filesystem read-only.
+    #[arg(long)]
+    read_only: bool,
+
+    /// Add a capability (NET_ADMIN, or ALL).
+    #[arg(long, value_name = "CAP")]
+    cap_add: Vec<String>,
+
+    /// Drop a capability (NET_RAW, or ALL).
+    #[arg(long, value_name = "CAP")]
+    cap_drop: Vec<String>,
+
+    /// Network namespace: none (a private one, the default), a name under
+    /// /var/run/netns, or a path.
+    #[arg(long, value_name = "NAME|PATH")]
+    network: Option<String>,
+
+    /// Working directory inside the container.
+    #[arg(short, long, value_name = "DIR")]
+    workdir: Option<String>,
+
+    /// User: UID[:GID] or a name of the container's /etc/passwd.
+    #[arg(short, long, value_name = "USER[:GROUP]")]
+    user: Option<String>,
+
+    /// Hostname (default: the container name).
+    #[arg(long, value_name = "NAME")]
+    hostname: Option<String>,
+
+    /// A command line put before CMD (split as a shell would).
+    #[arg(long, value_name = "CMD")]
+    entrypoint: Option<String>,
+
+    /// A label KEY=VALUE (repeatable).
+    #[arg(short, long, value_name = "K=V", value_parser = parse_label)]
+    label: Vec<(String, String)>,
+
+    /// Root filesystem directory (contd runs a directory, not an image).
     rootfs: PathBuf,
 
     /// Command to run and its arguments [default: sh].
@@ -258,15 +383,69 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let ns = cli.ns;
     match cli.command {
         Command::Run(args) => run_container(&socket, ns, args),
+        Command::Create(args) => {
+            let mut client = Client::connect(&socket)?;
+            let (config, name) = container_config(ns, args, false)?;
+            match client.request(&Request::CreateContainer(config))? {
+                Response::Details(_) => {}
+                other => return Err(unexpected(&other)),
+            }
+            output::print(&format!("{name}\n"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pause { name } => {
+            let req = Request::Pause {
+                ns,
+                name: name.clone(),
+            };
+            ok_then_print(&socket, &req, &name)
+        }
+        Command::Unpause { name } => {
+            let req = Request::Resume {
+                ns,
+                name: name.clone(),
+            };
+            ok_then_print(&socket, &req, &name)
+        }
+        Command::Top { name } => {
+            match Client::connect(&socket)?.request(&Request::Top { ns, name })? {
+                Response::Processes(list) => output::print(&output::top(&list))?,
+                other => return Err(unexpected(&other)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Update {
+            memory,
+            cpus,
+            pids_limit,
+            name,
+        } => {
+            let req = Request::Update {
+                ns,
+                name: name.clone(),
+                resources: proto::Resources {
+                    memory,
+                    nano_cpus: cpus,
+                    pids_limit,
+                    ..Default::default()
+                },
+            };
+            ok_then_print(&socket, &req, &name)
+        }
+        Command::Events {
+            filter,
+            replay,
+            format,
+        } => events(&socket, ns, filter, replay, format),
         Command::Ps { all, format } => ps(&socket, ns, all, format),
         Command::Inspect { name } => {
             let mut client = Client::connect(&socket)?;
-            let req = Request::Inspect {
+            let req = Request::Details {
                 ns: ns.clone(),
                 name: name.clone(),
             };
             let info = match client.request(&req)? {
-                Response::Container(info) => info,
+                Response::Details(info) => info,
                 other => return Err(unexpected(&other)),
             };
             let mut v = output::info_json(&info);
@@ -285,8 +464,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output::print(&output::pretty(&v)?)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Logs { name } => {
-            stream_logs(&mut Client::connect(&socket)?, ns, name)?;
+        Command::Logs {
+            follow,
+            tail,
+            since,
+            name,
+        } => {
+            let options = LogOptions {
+                tail: tail.and_then(|t| t.0),
+                since,
+                follow,
+            };
+            stream_logs(&mut Client::connect(&socket)?, ns, name, options)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Stop { time, name } => {
@@ -411,10 +600,16 @@ fn parse_user(s: &str) -> Result<(u32, u32), String> {
 fn check_names(cli: &Cli) -> Result<(), NameError> {
     validate_name("namespace", &cli.ns)?;
     let name = match &cli.command {
-        Command::Run(args) => args.name.as_deref(),
+        Command::Run(args) => args.create.name.as_deref(),
+        Command::Create(args) => args.name.as_deref(),
+        Command::Events { .. } => None,
+        Command::Pause { name }
+        | Command::Unpause { name }
+        | Command::Top { name }
+        | Command::Update { name, .. } => Some(name.as_str()),
         Command::Ps { .. } => None,
         Command::Inspect { name }
-        | Command::Logs { name }
+        | Command::Logs { name, .. }
         | Command::Stop { name, .. }
         | Command::Rm { name, .. }
         | Command::Start { name }
@@ -441,8 +636,12 @@ fn socket_path(flag: Option<PathBuf>) -> PathBuf {
     .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
 }
 
-/// `run`: create and start, then (unless detached) wait and copy the log.
-fn run_container(socket: &Path, ns: String, args: RunArgs) -> anyhow::Result<ExitCode> {
+/// The create request of `run`/`create`; returns it and the name.
+fn container_config(
+    ns: String,
+    args: CreateArgs,
+    start: bool,
+) -> anyhow::Result<(ContainerConfig, String)> {
     let name = args.name.unwrap_or_else(random_name);
     // The server checks that the directory exists; we only anchor it to our
     // working directory, which the server does not share.
@@ -451,34 +650,57 @@ fn run_container(socket: &Path, ns: String, args: RunArgs) -> anyhow::Result<Exi
         .into_os_string()
         .into_string()
         .map_err(|p| anyhow!("rootfs {} is not valid UTF-8", Path::new(&p).display()))?;
-    let mut client = Client::connect(socket)?;
     let interactive = args.interactive || args.tty;
-    let create = CreateRequest {
-        ns: ns.clone(),
+    let mut mounts = args.volume;
+    mounts.extend(args.mount);
+    mounts.extend(args.tmpfs);
+    let config = ContainerConfig {
+        ns,
         name: name.clone(),
         rootfs,
+        entrypoint: args.entrypoint,
         args: args.command,
         env: args.env,
-        memory: args.memory,
+        cwd: args.workdir,
+        user: args.user,
+        hostname: args.hostname,
+        resources: proto::Resources {
+            memory: args.memory,
+            nano_cpus: args.cpus,
+            pids_limit: args.pids_limit,
+            ..Default::default()
+        },
+        network: args.network,
+        mounts,
+        read_only: args.read_only,
+        cap_add: args.cap_add,
+        cap_drop: args.cap_drop,
+        labels: args.label,
+        restart: args.restart,
+        interactive: proto::api::Interactive {
+            tty: args
+                .tty
+                .then(|| interactive::term_size().unwrap_or((24, 80))),
+            stdin: args.interactive,
+        },
+        oci_config: None,
         // An interactive run attaches first, so no output is missed.
-        start: !interactive || args.detach,
-        ..Default::default()
+        start: start && !interactive,
     };
-    let req = if interactive {
-        Request::CreateInteractive {
-            req: create,
-            interactive: proto::api::Interactive {
-                tty: args
-                    .tty
-                    .then(|| interactive::term_size().unwrap_or((24, 80))),
-                stdin: args.interactive,
-            },
-        }
-    } else {
-        Request::Create(create)
-    };
-    match client.request(&req)? {
-        Response::Container(_) => {}
+    Ok((config, name))
+}
+
+/// `run`: create and start, then (unless detached) wait and copy the log.
+fn run_container(socket: &Path, ns: String, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (stdin, tty) = (args.create.interactive, args.create.tty);
+    let interactive = stdin || tty;
+    let (mut config, name) = container_config(ns.clone(), args.create, true)?;
+    if args.detach {
+        config.start = true;
+    }
+    let mut client = Client::connect(socket)?;
+    match client.request(&Request::CreateContainer(config))? {
+        Response::Details(_) => {}
         other => return Err(unexpected(&other)),
     }
     if args.detach {
@@ -490,7 +712,7 @@ fn run_container(socket: &Path, ns: String, args: RunArgs) -> anyhow::Result<Exi
         let req = Request::Attach {
             ns: ns.clone(),
             name: name.clone(),
-            stdin: args.interactive,
+            stdin,
             detach_keys: None,
         };
         match att.request(&req)? {
@@ -501,17 +723,62 @@ fn run_container(socket: &Path, ns: String, args: RunArgs) -> anyhow::Result<Exi
             Response::Ok => {}
             other => return Err(unexpected(&other)),
         }
-        return interactive::attach_session(&mut att, args.interactive, args.tty);
+        return interactive::attach_session(&mut att, stdin, tty);
     }
     let record = wait(&mut client, ns.clone(), name.clone())?;
-    stream_logs(&mut client, ns, name)?;
+    stream_logs(&mut client, ns, name, LogOptions::default())?;
     Ok(ExitCode::from(exit_byte(record.code)))
+}
+
+/// `events`: prints events until contd ends the stream.
+fn events(
+    socket: &Path,
+    ns: String,
+    filters: Vec<String>,
+    replay: bool,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let mut filter = EventFilter {
+        ns: Some(ns),
+        replay,
+        ..Default::default()
+    };
+    for f in filters {
+        match f.split_once('=') {
+            Some(("name" | "container", n)) => filter.name = Some(n.to_string()),
+            Some(("type" | "event", t)) => filter.kinds.push(t.to_string()),
+            None => filter.kinds.push(f),
+            Some((k, _)) => anyhow::bail!("--filter {k}: use name=N or type=T"),
+        }
+    }
+    let mut client = Client::connect(socket)?;
+    let mut resp = client.request(&Request::Events(filter))?;
+    loop {
+        match resp {
+            Response::Event(e) => {
+                let line = match format {
+                    Format::Json => format!("{}\n", output::event_json(&e)),
+                    Format::Table => output::event_line(&e),
+                };
+                match output::print(&line) {
+                    Ok(()) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            other => return Err(unexpected(&other)),
+        }
+        resp = match client.next_response() {
+            Ok(r) => r,
+            // contd went away: the stream is over.
+            Err(_) => return Ok(ExitCode::SUCCESS),
+        };
+    }
 }
 
 /// `ps`: list, filter, sort by creation, print.
 fn ps(socket: &Path, ns: String, all: bool, format: Format) -> anyhow::Result<ExitCode> {
-    let mut list = match Client::connect(socket)?.request(&Request::List { ns: Some(ns) })? {
-        Response::Containers(v) => v,
+    let mut list = match Client::connect(socket)?.request(&Request::ListDetails { ns: Some(ns) })? {
+        Response::DetailsList(v) => v,
         other => return Err(unexpected(&other)),
     };
     if !all {
@@ -546,8 +813,18 @@ fn wait(client: &mut Client, ns: String, name: String) -> anyhow::Result<ExitRec
 
 /// Copies the container's log to our stdout and stderr, chunk by chunk,
 /// until contd ends the stream or our reader goes away.
-fn stream_logs(client: &mut Client, ns: String, name: String) -> anyhow::Result<()> {
-    let mut resp = client.request(&Request::Logs { ns, name })?;
+fn stream_logs(
+    client: &mut Client,
+    ns: String,
+    name: String,
+    options: LogOptions,
+) -> anyhow::Result<()> {
+    let req = if options == LogOptions::default() {
+        Request::Logs { ns, name }
+    } else {
+        Request::LogsWith { ns, name, options }
+    };
+    let mut resp = client.request(&req)?;
     loop {
         match resp {
             Response::LogData { stream, data } => match output::write_log(stream, &data) {
@@ -624,6 +901,137 @@ fn parse_signal(s: &str) -> Result<i32, String> {
         })
 }
 
+/// `--tail`: a count, or `all` (`None`).
+#[derive(Debug, Clone, Copy)]
+struct Tail(Option<u64>);
+
+fn parse_tail(s: &str) -> Result<Tail, String> {
+    if s == "all" {
+        return Ok(Tail(None));
+    }
+    s.parse()
+        .map(|n| Tail(Some(n)))
+        .map_err(|_| "expected a number of lines or all".into())
+}
+
+/// `--since`: RFC 3339, or a duration ago (`10s`, `5m`, `2h`, `1d`).
+fn parse_since(s: &str) -> Result<i64, String> {
+    if let Some(t) = proto::time::parse_rfc3339(s) {
+        return Ok(t);
+    }
+    let (num, unit) = s.split_at(s.len().saturating_sub(1));
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match num.parse::<i64>() {
+        Ok(n) if secs > 0 && n >= 0 => {
+            Ok(proto::time::now_nanos() - n.saturating_mul(secs).saturating_mul(1_000_000_000))
+        }
+        _ => Err("expected RFC 3339 (2026-11-27T10:00:00Z) or a duration (10s, 5m, 2h)".into()),
+    }
+}
+
+/// `--cpus`: a positive fraction, as billionths.
+fn parse_cpus(s: &str) -> Result<u64, String> {
+    match s.parse::<f64>() {
+        Ok(c) if c > 0.0 && c.is_finite() && c < 1e6 => Ok((c * 1e9).round() as u64),
+        _ => Err("expected a positive number of cpus (0.5, 2)".into()),
+    }
+}
+
+/// `--label`: `KEY=VALUE` (a bare KEY has an empty value).
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').unwrap_or((s, ""));
+    if k.is_empty() {
+        return Err("expected KEY=VALUE".into());
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+fn bind(source: &str, target: &str, readonly: bool, propagation: Option<String>) -> Mount {
+    Mount {
+        kind: MountKind::Bind,
+        source: source.into(),
+        target: target.into(),
+        readonly,
+        propagation,
+        size: None,
+    }
+}
+
+/// `-v SRC:DST[:ro|rw]`.
+fn parse_volume(s: &str) -> Result<Mount, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let (src, dst, ro) = match parts.as_slice() {
+        [src, dst] => (*src, *dst, false),
+        [src, dst, "ro"] => (*src, *dst, true),
+        [src, dst, "rw"] => (*src, *dst, false),
+        _ => return Err("expected SRC:DST[:ro|rw]".into()),
+    };
+    if !src.starts_with('/') {
+        return Err(format!(
+            "source {src:?} must be an absolute path (contd has no named volumes)"
+        ));
+    }
+    Ok(bind(src, dst, ro, None))
+}
+
+/// `--tmpfs DST[:size=SIZE]`.
+fn parse_tmpfs(s: &str) -> Result<Mount, String> {
+    let (dst, opts) = s.split_once(':').unwrap_or((s, ""));
+    let mut size = None;
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o.split_once('=') {
+            Some(("size", v)) => size = Some(parse_memory(v)?),
+            _ => return Err(format!("tmpfs option {o:?}: only size=SIZE is known")),
+        }
+    }
+    Ok(Mount {
+        kind: MountKind::Tmpfs,
+        source: String::new(),
+        target: dst.into(),
+        readonly: false,
+        propagation: None,
+        size,
+    })
+}
+
+/// `--mount type=bind,source=S,target=T[,readonly][,bind-propagation=P]`
+/// or `type=tmpfs,target=T[,tmpfs-size=SIZE]`.
+fn parse_mount(s: &str) -> Result<Mount, String> {
+    let (mut kind, mut src, mut dst, mut ro, mut prop, mut size) =
+        (None, String::new(), None, false, None, None);
+    for field in s.split(',') {
+        let (k, v) = field.split_once('=').unwrap_or((field, ""));
+        match k {
+            "type" => kind = Some(v.to_string()),
+            "source" | "src" => src = v.to_string(),
+            "target" | "destination" | "dst" => dst = Some(v.to_string()),
+            "readonly" | "ro" => ro = v.is_empty() || v == "true" || v == "1",
+            "bind-propagation" => prop = Some(v.to_string()),
+            "tmpfs-size" => size = Some(parse_memory(v)?),
+            _ => return Err(format!("unknown mount field {k:?}")),
+        }
+    }
+    let dst = dst.ok_or("a mount needs target=")?;
+    match kind.as_deref() {
+        Some("bind") | None => Ok(bind(&src, &dst, ro, prop)),
+        Some("tmpfs") => Ok(Mount {
+            kind: MountKind::Tmpfs,
+            source: String::new(),
+            target: dst,
+            readonly: ro,
+            propagation: None,
+            size,
+        }),
+        Some(t) => Err(format!("mount type {t:?}: bind or tmpfs")),
+    }
+}
+
 /// Parses `--env`: `KEY=VALUE` with a non-empty key.
 fn parse_env(s: &str) -> Result<String, String> {
     match s.split_once('=') {
@@ -672,22 +1080,22 @@ mod tests {
             panic!("not run: {:?}", cli.command)
         };
         assert!(r.detach);
-        assert_eq!(r.name.as_deref(), Some("web"));
-        assert_eq!(r.env, ["A=1", "B=x=y"]);
-        assert_eq!(r.memory, Some(64 << 20));
-        assert_eq!(r.rootfs, Path::new("rootfs"));
-        assert_eq!(r.command, ["sh", "-c", "echo --name -d"]);
+        assert_eq!(r.create.name.as_deref(), Some("web"));
+        assert_eq!(r.create.env, ["A=1", "B=x=y"]);
+        assert_eq!(r.create.memory, Some(64 << 20));
+        assert_eq!(r.create.rootfs, Path::new("rootfs"));
+        assert_eq!(r.create.command, ["sh", "-c", "echo --name -d"]);
 
         let Command::Run(r) = parse(&["run", "/r"]).command else {
             panic!("not run")
         };
-        assert!(r.command.is_empty() && !r.detach && r.name.is_none());
+        assert!(r.create.command.is_empty() && !r.detach && r.create.name.is_none());
 
         let Command::Run(r) = parse(&["run", "/r", "ls", "-l", "--name", "x"]).command else {
             panic!("not run")
         };
-        assert_eq!(r.command, ["ls", "-l", "--name", "x"]);
-        assert!(r.name.is_none());
+        assert_eq!(r.create.command, ["ls", "-l", "--name", "x"]);
+        assert!(r.create.name.is_none());
 
         assert!(Cli::try_parse_from(["contctl", "run", "-e", "NOEQ", "/r"]).is_err());
     }
@@ -772,7 +1180,7 @@ mod tests {
     fn run_creates_waits_copies_the_log_and_exits_with_the_code() {
         use std::os::unix::net::UnixListener;
 
-        use proto::api::{ContainerInfo, Stream};
+        use proto::api::Stream;
         use proto::Hello;
 
         /// Removes the socket on drop, also when the test fails.
@@ -793,7 +1201,7 @@ mod tests {
             let (mut s, _) = listener.accept().unwrap();
             let hello: Hello = proto::read_frame(&mut s).unwrap();
             proto::write_frame(&mut s, &hello).unwrap();
-            let Request::Create(c) = proto::read_frame(&mut s).unwrap() else {
+            let Request::CreateContainer(c) = proto::read_frame(&mut s).unwrap() else {
                 panic!("not create")
             };
             assert_eq!((c.ns.as_str(), c.name.as_str()), ("t1", "job"));
@@ -801,22 +1209,25 @@ mod tests {
             assert!(c.rootfs.ends_with("/rel/rootfs"), "{}", c.rootfs);
             assert_eq!(c.args, ["sh", "-c", "exit 3"]);
             assert_eq!(c.env, ["A=1"]);
-            assert_eq!(c.memory, Some(1 << 20));
+            assert_eq!(c.resources.memory, Some(1 << 20));
             assert!(c.start);
-            let info = ContainerInfo {
-                ns: c.ns,
-                name: c.name,
+            let info = proto::api::ContainerDetails {
+                ns: c.ns.clone(),
+                name: c.name.clone(),
                 status: Status::Running,
                 pid: Some(7),
                 exit: None,
-                log_path: String::new(),
-                rootfs: c.rootfs,
-                args: c.args,
-                created_at: 0,
-                labels: vec![],
                 error: None,
+                args: c.args.clone(),
+                log_path: String::new(),
+                created_at: 0,
+                started_at: Some(0),
+                finished_at: None,
+                restart_count: 0,
+                next_restart_at: None,
+                config: c,
             };
-            proto::write_frame(&mut s, &Response::Container(info)).unwrap();
+            proto::write_frame(&mut s, &Response::Details(info)).unwrap();
             let req: Request = proto::read_frame(&mut s).unwrap();
             assert!(matches!(req, Request::Wait { .. }), "{req:?}");
             let record = ExitRecord {

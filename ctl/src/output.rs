@@ -6,20 +6,22 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use anyhow::Context;
-use proto::api::{ContainerInfo, Stream};
+use proto::api::{ContainerDetails, Stream};
 use proto::time::rfc3339_nanos;
 use serde_json::{json, Map, Value};
 
 /// One container as the JSON object `inspect` prints. Fields that only an
 /// exited container has (or, like `pid`, only a live one) are `null`
 /// otherwise.
-pub(crate) fn info_json(info: &ContainerInfo) -> Value {
+pub(crate) fn info_json(info: &ContainerDetails) -> Value {
     let exit = info.exit.as_ref();
-    let labels: Map<String, Value> = info
+    let c = &info.config;
+    let labels: Map<String, Value> = c
         .labels
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
+    let r = &c.resources;
     json!({
         "ns": info.ns,
         "name": info.name,
@@ -29,13 +31,42 @@ pub(crate) fn info_json(info: &ContainerInfo) -> Value {
         "exit_signal": exit.and_then(|e| e.signal),
         "oom_killed": exit.is_some_and(|e| e.oom_killed),
         "log_path": info.log_path,
-        "rootfs": info.rootfs,
+        "rootfs": c.rootfs,
         "args": info.args,
         "created": rfc3339_nanos(info.created_at),
-        // ContainerInfo carries the start time only inside the exit record.
-        "started_at": exit.and_then(|e| e.started_at).map(rfc3339_nanos),
-        "finished_at": exit.map(|e| rfc3339_nanos(e.finished_at)),
+        "started_at": info.started_at.map(rfc3339_nanos),
+        "finished_at": info.finished_at.map(rfc3339_nanos),
+        "restart_policy": c.restart.to_string(),
+        "restart_count": info.restart_count,
+        "next_restart_at": info.next_restart_at.map(rfc3339_nanos),
         "labels": labels,
+        "config": {
+            "entrypoint": c.entrypoint,
+            "env": c.env,
+            "cwd": c.cwd,
+            "user": c.user,
+            "hostname": c.hostname,
+            "memory": r.memory,
+            "cpus": r.nano_cpus.map(|n| n as f64 / 1e9),
+            "cpu_shares": r.cpu_shares,
+            "cpu_quota": r.cpu_quota,
+            "cpu_period": r.cpu_period,
+            "pids_limit": r.pids_limit,
+            "network": c.network,
+            "mounts": c.mounts.iter().map(|m| json!({
+                "type": match m.kind { proto::api::MountKind::Bind => "bind", proto::api::MountKind::Tmpfs => "tmpfs" },
+                "source": m.source,
+                "target": m.target,
+                "readonly": m.readonly,
+                "propagation": m.propagation,
+                "size": m.size,
+            })).collect::<Vec<_>>(),
+            "read_only": c.read_only,
+            "cap_add": c.cap_add,
+            "cap_drop": c.cap_drop,
+            "tty": c.interactive.tty.is_some(),
+            "interactive": c.interactive.stdin,
+        },
         "error": info.error,
     })
 }
@@ -57,7 +88,7 @@ pub(crate) fn log_status_json(st: Option<&proto::monitor::LogStatus>) -> Value {
 
 /// `ps --format json`: a pretty JSON array of [`info_json`] objects, with a
 /// final newline.
-pub(crate) fn json_list(infos: &[ContainerInfo]) -> anyhow::Result<String> {
+pub(crate) fn json_list(infos: &[ContainerDetails]) -> anyhow::Result<String> {
     let list = Value::Array(infos.iter().map(info_json).collect());
     pretty(&list)
 }
@@ -70,7 +101,7 @@ pub(crate) fn pretty(v: &Value) -> anyhow::Result<String> {
 }
 
 /// `ps`: columns NAME, STATUS, PID, EXIT, CREATED, padded to line up.
-pub(crate) fn table(infos: &[ContainerInfo]) -> String {
+pub(crate) fn table(infos: &[ContainerDetails]) -> String {
     let dash = || "-".to_string();
     let mut rows = vec![["NAME", "STATUS", "PID", "EXIT", "CREATED"].map(String::from)];
     for i in infos {
@@ -99,6 +130,76 @@ pub(crate) fn table(infos: &[ContainerInfo]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `top`: PID, PPID, USER, TIME, COMMAND.
+pub(crate) fn top(list: &[proto::api::Process]) -> String {
+    let mut out = format!(
+        "{:<8} {:<8} {:<10} {:>9}  COMMAND\n",
+        "PID", "PPID", "USER", "TIME"
+    );
+    for p in list {
+        let secs = p.cpu_ms / 1000;
+        let time = format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+        let _ = writeln!(
+            out,
+            "{:<8} {:<8} {:<10} {:>9}  {}",
+            p.pid, p.ppid, p.user, time, p.command
+        );
+    }
+    out
+}
+
+/// An event as one JSON object.
+pub(crate) fn event_json(e: &proto::api::Event) -> Value {
+    let mut v = json!({
+        "time": rfc3339_nanos(e.time),
+        "ns": e.ns,
+        "name": e.name,
+        "type": e.kind.word(),
+    });
+    match &e.kind {
+        proto::api::EventKind::Exited {
+            code,
+            signal,
+            oom_killed,
+        } => {
+            v["exit_code"] = json!(code);
+            v["signal"] = json!(signal);
+            v["oom_killed"] = json!(oom_killed);
+        }
+        proto::api::EventKind::Restarting { attempt, delay_ms } => {
+            v["attempt"] = json!(attempt);
+            v["delay_ms"] = json!(delay_ms);
+        }
+        _ => {}
+    }
+    v
+}
+
+/// An event as a line: time, ns/name, type, details.
+pub(crate) fn event_line(e: &proto::api::Event) -> String {
+    let detail = match &e.kind {
+        proto::api::EventKind::Exited {
+            code, oom_killed, ..
+        } => {
+            format!(
+                " (exit code {code}{})",
+                if *oom_killed { ", oom killed" } else { "" }
+            )
+        }
+        proto::api::EventKind::Restarting { attempt, delay_ms } => {
+            format!(" (attempt {attempt} in {delay_ms} ms)")
+        }
+        _ => String::new(),
+    };
+    format!(
+        "{} {}/{} {}{detail}\n",
+        rfc3339_nanos(e.time),
+        e.ns,
+        e.name,
+        e.kind.word()
+    )
 }
 
 /// RFC 3339 in whole seconds (`2026-11-23T12:34:56Z`), wide enough for a
@@ -152,18 +253,24 @@ mod tests {
 
     const T0: i64 = 1_700_000_000_123_456_789;
 
-    fn info(name: &str, status: Status) -> ContainerInfo {
-        ContainerInfo {
+    fn info(name: &str, status: Status) -> ContainerDetails {
+        ContainerDetails {
             ns: "default".into(),
             name: name.into(),
             status,
             pid: None,
             exit: None,
             log_path: "/var/log/contd/default/web.log".into(),
-            rootfs: "/srv/rootfs".into(),
             args: vec!["sh".into(), "-c".into(), "true".into()],
             created_at: T0,
-            labels: vec![],
+            started_at: None,
+            finished_at: None,
+            restart_count: 0,
+            next_restart_at: None,
+            config: proto::api::ContainerConfig {
+                rootfs: "/srv/rootfs".into(),
+                ..Default::default()
+            },
             error: None,
         }
     }
@@ -172,7 +279,7 @@ mod tests {
     fn json_of_a_running_container_has_nulls_for_exit_fields() {
         let mut i = info("web", Status::Running);
         i.pid = Some(42);
-        i.labels = vec![("app".into(), "web".into())];
+        i.config.labels = vec![("app".into(), "web".into())];
         let v = info_json(&i);
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         let mut want = [
@@ -189,6 +296,10 @@ mod tests {
             "created",
             "started_at",
             "finished_at",
+            "restart_policy",
+            "restart_count",
+            "next_restart_at",
+            "config",
             "labels",
             "error",
         ];
@@ -205,6 +316,7 @@ mod tests {
             "exit_signal",
             "started_at",
             "finished_at",
+            "next_restart_at",
             "error",
         ] {
             assert!(v[k].is_null(), "{k}: {}", v[k]);
@@ -222,6 +334,8 @@ mod tests {
             finished_at: T0 + 2_000_000_000,
             protocol: 1,
         });
+        i.started_at = Some(T0 + 1_000_000_000);
+        i.finished_at = Some(T0 + 2_000_000_000);
         i.error = Some("monitor gone".into());
         let v = info_json(&i);
         assert_eq!(v["status"], "exited");

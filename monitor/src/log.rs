@@ -55,21 +55,7 @@ impl Default for LogLimits {
     }
 }
 
-/// One of the two streams.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stream {
-    Stdout,
-    Stderr,
-}
-
-impl Stream {
-    fn word(self) -> &'static str {
-        match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        }
-    }
-}
+pub(crate) use proto::api::Stream;
 
 /// The log file and the unfinished line of each stream.
 #[derive(Debug)]
@@ -163,18 +149,18 @@ impl LogWriter {
         let mut rest = data;
         while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
             if self.pending[i].is_empty() {
-                self.record(stream, b'F', &rest[..pos]);
+                self.record(stream, true, &rest[..pos]);
             } else {
                 let mut line = std::mem::take(&mut self.pending[i]);
                 line.extend_from_slice(&rest[..pos]);
-                self.record(stream, b'F', &line);
+                self.record(stream, true, &line);
             }
             rest = &rest[pos + 1..];
         }
         self.pending[i].extend_from_slice(rest);
         while self.pending[i].len() >= MAX_LINE {
             let chunk: Vec<u8> = self.pending[i].drain(..MAX_LINE).collect();
-            self.record(stream, b'P', &chunk);
+            self.record(stream, false, &chunk);
         }
         self.flush_batch();
     }
@@ -184,7 +170,7 @@ impl LogWriter {
         let line = std::mem::take(&mut self.pending[stream as usize]);
         if !line.is_empty() {
             self.stamp = proto::time::rfc3339_nanos(proto::time::now_nanos());
-            self.record(stream, b'F', &line);
+            self.record(stream, true, &line);
             self.flush_batch();
         }
     }
@@ -208,9 +194,8 @@ impl LogWriter {
 
     /// Adds one record to the batch; a rotation due first writes the batch
     /// to the old file, so a record never straddles two files.
-    fn record(&mut self, stream: Stream, tag: u8, text: &[u8]) {
-        let word = stream.word();
-        let len = (self.stamp.len() + word.len() + text.len() + 5) as u64;
+    fn record(&mut self, stream: Stream, full: bool, text: &[u8]) {
+        let len = proto::cri::record_len(&self.stamp, stream, text) as u64;
         if self.rotatable
             && self.limits.max_size > 0
             && self.size + self.batch.len() as u64 > 0
@@ -233,14 +218,7 @@ impl LogWriter {
         if self.batch.is_empty() && self.torn {
             self.batch.push(b'\n');
         }
-        self.batch.extend_from_slice(self.stamp.as_bytes());
-        self.batch.push(b' ');
-        self.batch.extend_from_slice(word.as_bytes());
-        self.batch.push(b' ');
-        self.batch.push(tag);
-        self.batch.push(b' ');
-        self.batch.extend_from_slice(text);
-        self.batch.push(b'\n');
+        proto::cri::write_record(&mut self.batch, &self.stamp, stream, full, text);
         self.batch_records += 1;
     }
 
@@ -409,9 +387,7 @@ impl LogWriter {
 
     /// `<log>.n`
     fn rotated(&self, n: u64) -> PathBuf {
-        let mut s = OsString::from(self.path.as_os_str());
-        s.push(format!(".{n}"));
-        PathBuf::from(s)
+        proto::cri::rotated(&self.path, n)
     }
 
     /// `.<log name>.new` beside the log: where the fresh file is made. A

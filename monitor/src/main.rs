@@ -6,11 +6,12 @@
 //! is connected. It is single-threaded: one poll loop, no async runtime.
 //!
 //! Usage: `contd-monitor --state-dir DIR --log-path FILE --id ID --sync-fd N
-//! [--linger SECS] [--stdin] [--log-max-size BYTES] [--log-max-files N]
-//! [--seccomp-cache DIR]`.
+//! [--linger SECS] [--stdin] [--terminal] [--log-max-size BYTES]
+//! [--log-max-files N] [--seccomp-cache DIR]`.
 //! Once the container is created the monitor re-executes itself with
-//! `--adopt FDS` in place of `--sync-fd` (see [`handover`]). A terminal (`process.terminal` in the
-//! bundle's config.json) gets a pty whose master the monitor holds.
+//! `--adopt FDS` in place of `--sync-fd` (see [`handover`]). With
+//! `--terminal` (contd sets `process.terminal` in the bundle's config.json
+//! and says so) the container gets a pty whose master the monitor holds.
 //! The bundle is `DIR/bundle`; runtime-core keeps its state in `DIR/runtime`.
 //! On fd N the monitor writes one [`proto::monitor::Ready`] frame.
 //! `--log-max-size` rotates the log before it would grow past BYTES (0, the
@@ -54,6 +55,9 @@ pub(crate) struct Args {
     /// Keep a stdin pipe open for attached clients (non-terminal containers;
     /// a terminal container's stdin is its pty).
     pub stdin: bool,
+    /// `--terminal`: the container has a terminal (contd built the spec
+    /// and says so; the monitor does not parse it a second time).
+    pub terminal: bool,
     /// Rotation of the log (`--log-max-size`, `--log-max-files`).
     pub log_limits: LogLimits,
     /// `--adopt`: the monitor re-executed itself after creating the
@@ -70,12 +74,17 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let (mut state_dir, mut log_path, mut id, mut sync_fd) = (None, None, None, None);
     let mut linger = None;
     let mut stdin = false;
+    let mut terminal = false;
     let mut adopt = None;
     let mut seccomp_cache = None;
     let mut log_limits = LogLimits::default();
     while let Some(flag) = it.next() {
         if flag == "--stdin" {
             stdin = true;
+            continue;
+        }
+        if flag == "--terminal" {
+            terminal = true;
             continue;
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -120,6 +129,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         },
         linger,
         stdin,
+        terminal,
         log_limits,
         adopt,
         seccomp_cache,

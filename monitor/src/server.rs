@@ -18,8 +18,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use proto::api::Stream as WireStream;
-use proto::monitor::{ExecRequest, MonitorState, Ready, Request, Response};
+use proto::monitor::{ExecRequest, MonitorEvent, MonitorState, Ready, Request, Response};
 use proto::{ErrorKind, ErrorReply, ExitRecord, FrameError, Hello, Status};
 use runtime_core::{Container, CreateOptions, Stdio};
 
@@ -68,6 +67,8 @@ struct Client {
     wbuf: Vec<u8>,
     greeted: bool,
     waiting: bool,
+    /// The supervisor's live link: gets every [`MonitorEvent`].
+    subscribed: bool,
     /// Close once `wbuf` is sent (after an error reply).
     closing: bool,
     dead: bool,
@@ -168,15 +169,6 @@ pub(crate) fn write_durably(dir: &Path, name: &str, data: &[u8]) -> io::Result<(
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Whether the bundle's config.json asks for a terminal.
-fn wants_terminal(bundle: &Path) -> bool {
-    std::fs::read(bundle.join("config.json"))
-        .ok()
-        .and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
-        .and_then(|v| v["process"]["terminal"].as_bool())
-        .unwrap_or(false)
-}
-
 /// Makes `fd` non-blocking and a File.
 fn nonblocking(fd: OwnedFd) -> io::Result<std::fs::File> {
     let flags = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL)?;
@@ -232,7 +224,8 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
             return failed(sync, format!("open log {}: {e}", args.log_path.display()));
         }
     };
-    let terminal = wants_terminal(&args.state_dir.join("bundle"));
+    // contd says so (`--terminal`): the spec is parsed once, by the runtime.
+    let terminal = args.terminal;
     let pipes = pipe().and_then(|o| Ok((o, pipe()?)));
     let ((out_r, out_w), (err_r, err_w)) = match pipes {
         Ok(p) => p,
@@ -667,13 +660,31 @@ impl Monitor {
         }
     }
 
+    /// Pushes an event to the subscribed connections (the supervisor's
+    /// live link); one that has fallen too far behind is cut off.
+    fn publish(&mut self, ev: MonitorEvent) {
+        let Ok(frame) = proto::encode_frame(&Response::Event(ev)) else {
+            return;
+        };
+        for c in self.clients.iter_mut().filter(|c| c.subscribed && !c.dead) {
+            if c.wbuf.len() + frame.len() > MAX_ATTACH_QUEUE {
+                c.dead = true;
+                continue;
+            }
+            c.wbuf.extend_from_slice(&frame);
+        }
+    }
+
     fn read_oom_event(&mut self) {
         use crate::oom::Event;
         let Some(w) = self.oom_events.as_mut() else {
             return;
         };
         match w.read() {
-            Event::Oom => self.oom_seen = true,
+            Event::Oom => {
+                self.oom_seen = true;
+                self.publish(MonitorEvent::Oom);
+            }
             Event::Nothing => {}
             Event::Gone => self.oom_events = None,
         }
@@ -711,11 +722,6 @@ impl Monitor {
         } else {
             Stream::Stderr
         };
-        let wire = if i == 0 {
-            WireStream::Stdout
-        } else {
-            WireStream::Stderr
-        };
         // Bounded: one fair share per loop turn, so clients are served too.
         for _ in 0..16 {
             let Some(f) = self.outputs[i].as_mut() else {
@@ -732,7 +738,7 @@ impl Monitor {
                     // No copy, no frame for nobody: this is the log's path.
                     if self.clients.iter().any(|c| c.attached) {
                         self.broadcast(&Response::Output {
-                            stream: wire,
+                            stream,
                             data: buf[..n].to_vec(),
                         });
                     }
@@ -765,9 +771,9 @@ impl Monitor {
                     let msg = Response::ExecOutput {
                         id,
                         stream: if i == 0 {
-                            WireStream::Stdout
+                            Stream::Stdout
                         } else {
-                            WireStream::Stderr
+                            Stream::Stderr
                         },
                         data: buf[..n].to_vec(),
                     };
@@ -854,6 +860,9 @@ impl Monitor {
                 c.waiting = false;
                 queue(c, &Response::Exited(record.clone()));
             }
+            if c.subscribed {
+                queue(c, &Response::Event(MonitorEvent::Exited(record.clone())));
+            }
         }
     }
 
@@ -877,6 +886,7 @@ impl Monitor {
                         wbuf: Vec::new(),
                         greeted: false,
                         waiting: false,
+                        subscribed: false,
                         closing: false,
                         dead: false,
                     });
@@ -919,27 +929,12 @@ impl Monitor {
             };
             if !c.greeted {
                 match proto::decode::<Hello>(&payload) {
-                    Ok(h) => match proto::negotiate(h.protocol) {
-                        Some(v) => {
+                    Ok(h) => match proto::answer_hello(&h, "contd-monitor") {
+                        Ok(ours) => {
                             c.greeted = true;
-                            queue(
-                                c,
-                                &Hello {
-                                    protocol: v,
-                                    software: format!(
-                                        "contd-monitor {}",
-                                        env!("CARGO_PKG_VERSION")
-                                    ),
-                                },
-                            );
+                            queue(c, &ours);
                         }
-                        None => {
-                            return refuse(
-                                c,
-                                ErrorKind::Unsupported,
-                                format!("no common protocol version with {}", h.protocol),
-                            )
-                        }
+                        Err(e) => return refuse(c, e.kind, e.message),
                     },
                     Err(e) => {
                         return refuse(
@@ -971,7 +966,11 @@ impl Monitor {
         let status = if self.exit.is_some() {
             Status::Exited
         } else if self.started_at.is_some() {
-            Status::Running
+            if runtime_core::cgroup_is_frozen(&self.cgroup_path) {
+                Status::Paused
+            } else {
+                Status::Running
+            }
         } else {
             Status::Created
         };
@@ -988,6 +987,7 @@ impl Monitor {
 
     fn handle(&mut self, i: usize, req: Request) {
         let conflict = |m: &str| Response::Error(ErrorReply::new(ErrorKind::Conflict, m));
+
         let reply = match req {
             Request::State => Response::State(self.state()),
             Request::Start => {
@@ -998,7 +998,9 @@ impl Monitor {
                 } else {
                     match self.container.as_mut().map(Container::start) {
                         Some(Ok(())) => {
-                            self.started_at = Some(proto::time::now_nanos());
+                            let now = proto::time::now_nanos();
+                            self.started_at = Some(now);
+                            self.publish(MonitorEvent::Started(now));
                             Response::Ok
                         }
                         Some(Err(e)) => {
@@ -1050,14 +1052,7 @@ impl Monitor {
                     ))
                 } else {
                     if self.reaped.is_none() {
-                        if let Some(c) = self.container.as_ref() {
-                            let _ = c.kill(signal);
-                        }
-                        let grace = Instant::now() + Duration::from_millis(timeout_ms);
-                        self.kill_deadline = Some(match self.kill_deadline {
-                            Some(d) => d.min(grace),
-                            None => grace,
-                        });
+                        self.terminate(signal, timeout_ms);
                     }
                     // Answered with the exit record.
                     self.clients[i].waiting = true;
@@ -1126,8 +1121,86 @@ impl Monitor {
                 _ => conflict("container has exited"),
             },
             Request::LogStatus => Response::LogStatus(self.log.status()),
+            Request::Subscribe => {
+                self.clients[i].subscribed = true;
+                Response::State(self.state())
+            }
+            Request::Terminate { signal, timeout_ms } => {
+                if self.exit.is_some() || self.reaped.is_some() {
+                    conflict("container has exited")
+                } else if !(1..=64).contains(&signal) {
+                    Response::Error(ErrorReply::new(
+                        ErrorKind::InvalidArgument,
+                        format!("invalid signal {signal}"),
+                    ))
+                } else {
+                    self.terminate(signal, timeout_ms);
+                    Response::Ok
+                }
+            }
+            Request::Pause => self.freeze(true),
+            Request::Resume => self.freeze(false),
+            Request::Update(res) => match self.container.as_ref() {
+                Some(_) if self.exit.is_some() || self.reaped.is_some() => {
+                    conflict("container has exited")
+                }
+                Some(c) => match c.update(&runtime_core::linux_resources(&res)) {
+                    Ok(()) => Response::Ok,
+                    Err(e) => Response::Error(ErrorReply::new(
+                        ErrorKind::InvalidArgument,
+                        format!("update: {e}"),
+                    )),
+                },
+                None => conflict("container is released"),
+            },
+            Request::Pids => match self.container.as_ref() {
+                Some(c) => Response::Pids(c.processes()),
+                None => Response::Pids(Vec::new()),
+            },
         };
         queue(&mut self.clients[i], &reply);
+    }
+
+    /// Pauses (`true`) or resumes the container, and says so to the
+    /// subscribers.
+    fn freeze(&mut self, pause: bool) -> Response {
+        let conflict = |m: String| Response::Error(ErrorReply::new(ErrorKind::Conflict, m));
+        let Some(c) = self.container.as_ref() else {
+            return conflict("container is released".into());
+        };
+        if self.exit.is_some() || self.reaped.is_some() {
+            return conflict("container has exited".into());
+        }
+        match if pause { c.pause() } else { c.resume() } {
+            Ok(()) => {
+                self.publish(if pause {
+                    MonitorEvent::Paused
+                } else {
+                    MonitorEvent::Resumed
+                });
+                Response::Ok
+            }
+            Err(e) => conflict(e.to_string()),
+        }
+    }
+
+    /// Sends `signal` now and SIGKILL when `timeout_ms` runs out (the
+    /// earlier deadline wins when stops overlap). A paused container is
+    /// thawed first, or it could not act on the signal.
+    fn terminate(&mut self, signal: i32, timeout_ms: u64) {
+        if let Some(c) = self.container.as_ref() {
+            if runtime_core::cgroup_is_frozen(&self.cgroup_path) && c.resume().is_ok() {
+                self.publish(MonitorEvent::Resumed);
+            }
+        }
+        if let Some(c) = self.container.as_ref() {
+            let _ = c.kill(signal);
+        }
+        let grace = Instant::now() + Duration::from_millis(timeout_ms);
+        self.kill_deadline = Some(match self.kill_deadline {
+            Some(d) => d.min(grace),
+            None => grace,
+        });
     }
 
     fn attach(&mut self, i: usize, stdin: bool, keys: Option<Vec<u8>>) -> Response {

@@ -98,3 +98,79 @@ impl std::fmt::Display for ErrorReply {
 }
 
 impl std::error::Error for ErrorReply {}
+
+/// Limits of a container, set at create or changed on a running one
+/// (protocol version 4). Every field is optional: what is unset is left
+/// as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Memory limit, bytes.
+    pub memory: Option<u64>,
+    /// CPUs as a fraction, in billionths (docker's NanoCpus: 1.5 cpus is
+    /// 1_500_000_000); becomes a CFS quota over a 100 ms period.
+    pub nano_cpus: Option<u64>,
+    /// Relative CPU weight (cgroup v1 shares, 2..=262144).
+    pub cpu_shares: Option<u64>,
+    /// CFS quota in microseconds per period (-1: none).
+    pub cpu_quota: Option<i64>,
+    /// CFS period in microseconds (1000..=1000000).
+    pub cpu_period: Option<u64>,
+    /// Maximum number of processes (-1: none).
+    pub pids_limit: Option<i64>,
+}
+
+impl Resources {
+    /// Whether no field is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Resources::default()
+    }
+}
+
+/// An extra process in a running container (protocol version 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// Program and arguments.
+    pub args: Vec<String>,
+    /// `KEY=VALUE` entries added to the container's environment.
+    pub env: Vec<String>,
+    /// Working directory (default: the container's).
+    pub cwd: Option<String>,
+    /// uid and gid (default: the container's user).
+    pub user: Option<(u32, u32)>,
+    /// A terminal, with this initial size (rows, columns).
+    pub tty: Option<(u16, u16)>,
+    /// Keep a stdin for [`Request::ExecInput`].
+    pub stdin: bool,
+}
+
+/// A container's resource usage (protocol version 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Memory in use, bytes.
+    pub memory_usage: u64,
+    /// Memory limit, bytes (0: none).
+    pub memory_limit: u64,
+    /// CPU time used, nanoseconds.
+    pub cpu_usage_ns: u64,
+    /// Processes in the cgroup.
+    pub pids_current: u64,
+    /// Process limit (0: none).
+    pub pids_limit: u64,
+}
+
+/// How a container's log writer fares (protocol version 3). A record that
+/// cannot be written (full disk, quota, I/O error) is dropped and counted;
+/// the container is never blocked or killed for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogStatus {
+    /// The first error met writing or rotating the log.
+    pub error: Option<String>,
+    /// When it happened (unix nanoseconds).
+    pub error_at: Option<i64>,
+    /// Whether the latest write failed too (the condition persists).
+    pub failing: bool,
+    /// Log records dropped because they could not be written.
+    pub dropped_records: u64,
+    /// Bytes of those records.
+    pub dropped_bytes: u64,
+}

@@ -32,6 +32,10 @@
 //! resize, exec (started, output, input, exited) and stats.
 //! Version 3 adds the log writer's status (errors, dropped records), to the
 //! monitor and to the api.
+//! Version 4 adds, for the monitor: the live link (subscribe and pushed
+//! events), terminate, pause, resume, update and pids; for the api: the
+//! complete create request and details, pause, resume, top, update, events,
+//! logs with tail/since/follow and namespaces.
 //!
 //! # Layout
 //!
@@ -40,7 +44,9 @@
 //! - `common`: [`Hello`], [`ExitRecord`], [`Status`], [`ErrorReply`].
 //! - [`api`]: contctl ↔ contd messages.
 //! - [`monitor`]: contd ↔ contd-monitor messages.
-//! - [`time`]: RFC 3339 formatting of unix nanoseconds.
+//! - [`time`]: RFC 3339 formatting and parsing of unix nanoseconds.
+//! - [`cri`]: the CRI log format: the record the monitor writes, the
+//!   rotated file names, and the reader.
 //! - `name`: validation of namespace and container names.
 #![forbid(unsafe_code)]
 
@@ -49,6 +55,7 @@ mod common;
 mod name;
 
 pub mod api;
+pub mod cri;
 pub mod monitor;
 pub mod time;
 
@@ -58,11 +65,11 @@ pub mod asynch;
 pub use codec::{
     decode, encode, encode_frame, read_frame, take_frame, write_frame, FrameError, MAX_FRAME,
 };
-pub use common::{ErrorKind, ErrorReply, ExitRecord, Hello, Status};
+pub use common::{ErrorKind, ErrorReply, ExitRecord, Hello, Resources, Status};
 pub use name::{validate_name, NameError};
 
 /// The newest protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The oldest protocol version this build still speaks.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
@@ -71,4 +78,47 @@ pub const MIN_PROTOCOL_VERSION: u16 = 1;
 pub fn negotiate(theirs: u16) -> Option<u16> {
     let v = theirs.min(PROTOCOL_VERSION);
     (v >= MIN_PROTOCOL_VERSION).then_some(v)
+}
+
+/// The handshake, the one place both sides of every connection go
+/// through: the client's first frame.
+pub fn hello(software: &str) -> Hello {
+    Hello {
+        protocol: PROTOCOL_VERSION,
+        software: format!("{software} {}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+/// The server's side of the handshake: the `Hello` to answer the client's
+/// with, or the error to answer instead (then close).
+///
+/// # Errors
+/// No common version.
+pub fn answer_hello(theirs: &Hello, software: &str) -> Result<Hello, ErrorReply> {
+    match negotiate(theirs.protocol) {
+        Some(v) => Ok(Hello {
+            protocol: v,
+            software: format!("{software} {}", env!("CARGO_PKG_VERSION")),
+        }),
+        None => Err(ErrorReply::new(
+            ErrorKind::Unsupported,
+            format!("no common protocol version with {}", theirs.protocol),
+        )),
+    }
+}
+
+/// The client's check of the server's answer: the version agreed on.
+///
+/// # Errors
+/// The server named a version this build does not speak.
+pub fn accept_hello(theirs: &Hello) -> Result<u16, ErrorReply> {
+    negotiate(theirs.protocol).ok_or_else(|| {
+        ErrorReply::new(
+            ErrorKind::Unsupported,
+            format!(
+                "{:?} speaks protocol {}, this build {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}",
+                theirs.software, theirs.protocol
+            ),
+        )
+    })
 }

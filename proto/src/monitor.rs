@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::Stream;
-use crate::{ErrorReply, ExitRecord, Status};
+pub use crate::common::{ExecRequest, LogStatus, Stats};
+use crate::{ErrorReply, ExitRecord, Resources, Status};
 
 /// A request to a monitor. Variants are append-only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +80,29 @@ pub enum Request {
     // ---- protocol version 3 ----
     /// How the log writer fares: answered with [`Response::LogStatus`].
     LogStatus,
+    // ---- protocol version 4 ----
+    /// Makes this connection the supervisor's live link: answered with
+    /// [`Response::State`], then the monitor pushes a [`Response::Event`]
+    /// for every change (start, pause, resume, OOM, exit) as it happens.
+    /// Requests keep their answers, in order; events come between them.
+    Subscribe,
+    /// Sends `signal`, then SIGKILL after `timeout_ms` (the monitor keeps
+    /// the deadline, whoever disconnects); answered with [`Response::Ok`]
+    /// at once, the exit comes as an event or to `Wait`.
+    Terminate {
+        /// The first signal.
+        signal: i32,
+        /// Grace time before SIGKILL, in milliseconds.
+        timeout_ms: u64,
+    },
+    /// Freezes the container.
+    Pause,
+    /// Thaws the container.
+    Resume,
+    /// Changes the running container's limits.
+    Update(Resources),
+    /// The pids of the container's cgroup: [`Response::Pids`].
+    Pids,
 }
 
 impl Request {
@@ -99,40 +123,14 @@ impl Request {
             | Request::ExecInput { .. }
             | Request::Stats => 2,
             Request::LogStatus => 3,
+            Request::Subscribe
+            | Request::Terminate { .. }
+            | Request::Pause
+            | Request::Resume
+            | Request::Update(_)
+            | Request::Pids => 4,
         }
     }
-}
-
-/// An extra process in a running container (protocol version 2).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExecRequest {
-    /// Program and arguments.
-    pub args: Vec<String>,
-    /// `KEY=VALUE` entries added to the container's environment.
-    pub env: Vec<String>,
-    /// Working directory (default: the container's).
-    pub cwd: Option<String>,
-    /// uid and gid (default: the container's user).
-    pub user: Option<(u32, u32)>,
-    /// A terminal, with this initial size (rows, columns).
-    pub tty: Option<(u16, u16)>,
-    /// Keep a stdin for [`Request::ExecInput`].
-    pub stdin: bool,
-}
-
-/// A container's resource usage (protocol version 2).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stats {
-    /// Memory in use, bytes.
-    pub memory_usage: u64,
-    /// Memory limit, bytes (0: none).
-    pub memory_limit: u64,
-    /// CPU time used, nanoseconds.
-    pub cpu_usage_ns: u64,
-    /// Processes in the cgroup.
-    pub pids_current: u64,
-    /// Process limit (0: none).
-    pub pids_limit: u64,
 }
 
 /// The container as its monitor knows it.
@@ -203,23 +201,26 @@ pub enum Response {
     // ---- protocol version 3 ----
     /// How the log writer fares.
     LogStatus(LogStatus),
+    // ---- protocol version 4 ----
+    /// A change, pushed to subscribed connections.
+    Event(MonitorEvent),
+    /// Host pids of the container's processes.
+    Pids(Vec<i32>),
 }
 
-/// How a container's log writer fares (protocol version 3). A record that
-/// cannot be written (full disk, quota, I/O error) is dropped and counted;
-/// the container is never blocked or killed for it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogStatus {
-    /// The first error met writing or rotating the log.
-    pub error: Option<String>,
-    /// When it happened (unix nanoseconds).
-    pub error_at: Option<i64>,
-    /// Whether the latest write failed too (the condition persists).
-    pub failing: bool,
-    /// Log records dropped because they could not be written.
-    pub dropped_records: u64,
-    /// Bytes of those records.
-    pub dropped_bytes: u64,
+/// A change a monitor pushes to its subscribers (protocol version 4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MonitorEvent {
+    /// Init was released at this time (unix nanoseconds).
+    Started(i64),
+    /// The container was frozen.
+    Paused,
+    /// The container was thawed.
+    Resumed,
+    /// The OOM killer acted in the container's cgroup.
+    Oom,
+    /// Init exited; the record is on disk.
+    Exited(ExitRecord),
 }
 
 /// Written once by a new monitor on its sync pipe (one frame), then the pipe

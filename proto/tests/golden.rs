@@ -407,6 +407,221 @@ fn samples_v3() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// Version 4's additions.
+fn samples_v4() -> Vec<(&'static str, Vec<u8>)> {
+    use proto::api::{
+        ContainerConfig, ContainerDetails, Event, EventFilter, EventKind, Interactive, LogOptions,
+        Mount, MountKind, Process, RestartPolicy,
+    };
+    use proto::monitor::MonitorEvent;
+    use proto::Resources;
+    let e = |m: &dyn erased::Enc| m.enc();
+    let (ns, name) = (String::from("default"), String::from("web"));
+    let resources = Resources {
+        memory: Some(64 << 20),
+        nano_cpus: Some(1_500_000_000),
+        cpu_shares: Some(512),
+        cpu_quota: Some(50_000),
+        cpu_period: Some(100_000),
+        pids_limit: Some(100),
+    };
+    let config = ContainerConfig {
+        ns: ns.clone(),
+        name: name.clone(),
+        rootfs: "/srv/rootfs".into(),
+        entrypoint: Some("sh -c".into()),
+        args: vec!["echo hi".into()],
+        env: vec!["A=1".into()],
+        cwd: Some("/tmp".into()),
+        user: Some("1000:1000".into()),
+        hostname: Some("h".into()),
+        resources: resources.clone(),
+        network: Some("none".into()),
+        mounts: vec![
+            Mount {
+                kind: MountKind::Bind,
+                source: "/srv/data".into(),
+                target: "/data".into(),
+                readonly: true,
+                propagation: Some("rslave".into()),
+                size: None,
+            },
+            Mount {
+                kind: MountKind::Tmpfs,
+                source: String::new(),
+                target: "/scratch".into(),
+                readonly: false,
+                propagation: None,
+                size: Some(1 << 20),
+            },
+        ],
+        read_only: true,
+        cap_add: vec!["NET_ADMIN".into()],
+        cap_drop: vec!["CHOWN".into()],
+        labels: vec![("k".into(), "v".into())],
+        restart: RestartPolicy::OnFailure { max: 3 },
+        interactive: Interactive {
+            tty: Some((24, 80)),
+            stdin: true,
+        },
+        oci_config: None,
+        start: true,
+    };
+    let details = ContainerDetails {
+        ns: ns.clone(),
+        name: name.clone(),
+        status: Status::Running,
+        pid: Some(42),
+        exit: Some(record()),
+        error: None,
+        args: vec!["sh".into(), "-c".into(), "echo hi".into()],
+        log_path: "/var/log/contd/default/web.log".into(),
+        created_at: 1_700_000_000_000_000_000,
+        started_at: Some(1_700_000_000_100_000_000),
+        finished_at: None,
+        restart_count: 2,
+        next_restart_at: Some(1_700_000_002_000_000_000),
+        config: config.clone(),
+    };
+    let event = Event {
+        time: 1_700_000_000_000_000_000,
+        ns: ns.clone(),
+        name: name.clone(),
+        kind: EventKind::Exited {
+            code: 1,
+            signal: None,
+            oom_killed: false,
+        },
+    };
+    let restarting = Event {
+        kind: EventKind::Restarting {
+            attempt: 3,
+            delay_ms: 400,
+        },
+        ..event.clone()
+    };
+    let (ns2, name2) = (ns.clone(), name.clone());
+    let id = move || (ns2.clone(), name2.clone());
+    vec![
+        ("mon_subscribe", e(&MReq::Subscribe)),
+        (
+            "mon_terminate",
+            e(&MReq::Terminate {
+                signal: 15,
+                timeout_ms: 10_000,
+            }),
+        ),
+        ("mon_pause", e(&MReq::Pause)),
+        ("mon_resume", e(&MReq::Resume)),
+        ("mon_update", e(&MReq::Update(resources.clone()))),
+        ("mon_pids", e(&MReq::Pids)),
+        (
+            "mon_resp_event_started",
+            e(&MResp::Event(MonitorEvent::Started(
+                1_700_000_000_000_000_000,
+            ))),
+        ),
+        ("mon_resp_event_oom", e(&MResp::Event(MonitorEvent::Oom))),
+        (
+            "mon_resp_event_exited",
+            e(&MResp::Event(MonitorEvent::Exited(record()))),
+        ),
+        ("mon_resp_pids", e(&MResp::Pids(vec![42, 43]))),
+        ("api_create_container", e(&Request::CreateContainer(config))),
+        (
+            "api_details",
+            e(&{
+                let (ns, name) = id();
+                Request::Details { ns, name }
+            }),
+        ),
+        (
+            "api_list_details",
+            e(&Request::ListDetails {
+                ns: Some(ns.clone()),
+            }),
+        ),
+        (
+            "api_pause",
+            e(&{
+                let (ns, name) = id();
+                Request::Pause { ns, name }
+            }),
+        ),
+        (
+            "api_resume",
+            e(&{
+                let (ns, name) = id();
+                Request::Resume { ns, name }
+            }),
+        ),
+        (
+            "api_top",
+            e(&{
+                let (ns, name) = id();
+                Request::Top { ns, name }
+            }),
+        ),
+        (
+            "api_update",
+            e(&{
+                let (ns, name) = id();
+                Request::Update {
+                    ns,
+                    name,
+                    resources,
+                }
+            }),
+        ),
+        (
+            "api_events",
+            e(&Request::Events(EventFilter {
+                ns: Some(ns.clone()),
+                name: None,
+                kinds: vec!["exited".into(), "oom".into()],
+                replay: true,
+            })),
+        ),
+        (
+            "api_logs_with",
+            e(&{
+                let (ns, name) = id();
+                Request::LogsWith {
+                    ns,
+                    name,
+                    options: LogOptions {
+                        tail: Some(10),
+                        since: Some(1_700_000_000_000_000_000),
+                        follow: true,
+                    },
+                }
+            }),
+        ),
+        ("api_namespaces", e(&Request::Namespaces)),
+        ("api_resp_details", e(&Response::Details(details.clone()))),
+        (
+            "api_resp_details_list",
+            e(&Response::DetailsList(vec![details])),
+        ),
+        (
+            "api_resp_processes",
+            e(&Response::Processes(vec![Process {
+                pid: 42,
+                ppid: 41,
+                user: "root".into(),
+                cpu_ms: 1234,
+                command: "sleep 100".into(),
+            }])),
+        ),
+        ("api_resp_event", e(&Response::Event(event))),
+        ("api_resp_event_restarting", e(&Response::Event(restarting))),
+        (
+            "api_resp_namespaces",
+            e(&Response::Namespaces(vec!["default".into(), "x".into()])),
+        ),
+    ]
+}
+
 /// Compares `samples` with the golden files of `version` (BLESS=1 writes
 /// missing ones, never changes existing ones).
 fn check_frozen(version: &str, samples: Vec<(&'static str, Vec<u8>)>) {
@@ -451,11 +666,21 @@ fn v3_encodings_are_frozen() {
     check_frozen("v3", samples_v3());
 }
 
+#[test]
+fn v4_encodings_are_frozen() {
+    check_frozen("v4", samples_v4());
+}
+
 /// Every request says the version that introduced it, and it is the
 /// version whose golden files hold it.
 #[test]
 fn requests_know_their_version() {
-    for (version, samples) in [(1, samples()), (2, samples_v2()), (3, samples_v3())] {
+    for (version, samples) in [
+        (1, samples()),
+        (2, samples_v2()),
+        (3, samples_v3()),
+        (4, samples_v4()),
+    ] {
         for (name, bytes) in samples {
             if name.starts_with("mon_") && !name.starts_with("mon_resp_") {
                 let r: MReq = proto::decode(&bytes).unwrap();

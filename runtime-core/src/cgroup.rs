@@ -424,6 +424,20 @@ pub fn procs(path: &str) -> Vec<i32> {
     v
 }
 
+/// Changes the limits of an existing cgroup (what `resources` sets; the
+/// rest stays).
+///
+/// # Errors
+/// If the cgroup is missing, or the kernel refuses a value.
+pub fn update(path: &str, resources: &LinuxResources) -> Result<(), CgroupError> {
+    if !exists(path) {
+        return Err(err(path, "does not exist"));
+    }
+    let mut m = FsManager::new(path).map_err(|e| err(path, format!("open: {e}")))?;
+    m.set(resources)
+        .map_err(|e| err(path, format!("update resources: {e}")))
+}
+
 /// Freezes (`true`) or thaws the cgroup.
 ///
 /// # Errors

@@ -264,6 +264,18 @@ impl Container {
         cgroup::set_frozen(&self.state.cgroup_path, false).map_err(Error::from)
     }
 
+    /// Changes the limits of the running container.
+    ///
+    /// # Errors
+    /// If it has stopped, or the cgroup refuses a value.
+    pub fn update(&self, resources: &oci_spec::runtime::LinuxResources) -> Result<(), Error> {
+        let status = self.status();
+        if status == Status::Stopped {
+            return Err(self.state_error(status, "cannot update"));
+        }
+        cgroup::update(&self.state.cgroup_path, resources).map_err(Error::from)
+    }
+
     /// Pids (host) of every process in the container's cgroup.
     pub fn processes(&self) -> Vec<i32> {
         cgroup::procs(&self.state.cgroup_path)

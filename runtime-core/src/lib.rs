@@ -22,6 +22,7 @@
 //! - `hooks`: the six OCI hook kinds.
 //! - `console`: ptys and the console-socket protocol.
 //! - `exec`: extra processes in a living container.
+//! - `resources`: contd's limits as OCI resources.
 //! - `state`: `state.json` and time formatting.
 //! - `sys`: every raw system call and every `unsafe` block, but for the
 //!   call of `sys::clone_fork`, whose single-threaded contract is the
@@ -37,6 +38,7 @@ mod error;
 mod exec;
 mod hooks;
 mod init;
+mod resources;
 mod rootfs;
 mod sched;
 mod seccomp;
@@ -45,14 +47,15 @@ mod state;
 mod sys;
 
 pub use cgroup::{
-    exists as cgroup_exists, is_v2 as cgroup_v2, oom_kill_count, oom_kill_field,
-    procs as cgroup_procs, remove as remove_cgroup, Stats,
+    exists as cgroup_exists, is_frozen as cgroup_is_frozen, is_v2 as cgroup_v2, oom_kill_count,
+    oom_kill_field, procs as cgroup_procs, remove as remove_cgroup, Stats,
 };
 pub use console::receive_master;
 pub use container::{Container, CreateOptions, Status, Stdio};
 pub use defaults::{secure_default_spec, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
 pub use error::{CgroupError, Error, SpecError};
 pub use exec::ExecOptions;
+pub use resources::{linux_resources, CPU_PERIOD};
 pub use seccomp::default_profile;
 pub use spec::parse_process;
 pub use state::{now_nanos, rfc3339_nanos, OciState, Persisted, OCI_VERSION};

@@ -6,17 +6,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use proto::api::{Request, Response, Stream};
+use proto::api::{ContainerDetails, ContainerInfo, LogOptions, Request, Response};
 use proto::asynch::{read_frame, write_frame};
 use proto::{ErrorKind, ErrorReply, FrameError, Hello};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use proto::monitor::{Request as MReq, Response as MResp};
-
-use crate::{monitor_client, Error, SupervisorHandle};
+use crate::{spec, Error, Session, SessionInput, SessionOutput, SupervisorHandle};
 
 /// Binds the api socket (mode 0600). A socket file nobody serves is
 /// replaced; one that answers belongs to another contd and is an error.
@@ -81,21 +78,10 @@ async fn connection(mut s: UnixStream, h: SupervisorHandle) -> Result<(), FrameE
             return write_frame(&mut s, &reply).await;
         }
     };
-    let Some(version) = proto::negotiate(hello.protocol) else {
-        let reply = Response::Error(ErrorReply::new(
-            ErrorKind::Unsupported,
-            format!("no common protocol version with {}", hello.protocol),
-        ));
-        return write_frame(&mut s, &reply).await;
-    };
-    write_frame(
-        &mut s,
-        &Hello {
-            protocol: version,
-            software: format!("contd {}", env!("CARGO_PKG_VERSION")),
-        },
-    )
-    .await?;
+    match proto::answer_hello(&hello, "contd") {
+        Ok(ours) => write_frame(&mut s, &ours).await?,
+        Err(e) => return write_frame(&mut s, &Response::Error(e)).await,
+    }
     loop {
         let req: Request = match read_frame(&mut s).await {
             Ok(r) => r,
@@ -108,35 +94,102 @@ async fn connection(mut s: UnixStream, h: SupervisorHandle) -> Result<(), FrameE
             Err(e) => return Err(e),
         };
         debug!(?req, "request");
-        if matches!(req, Request::Attach { .. } | Request::Exec { .. }) {
+        match req {
             // The connection becomes the session's stream.
-            return session(s, &h, req).await;
-        }
-        if let Request::Logs { ns, name } = &req {
-            match h.log_path(ns, name).await {
-                Ok(p) => stream_log(&mut s, &p).await?,
-                Err(e) => write_frame(&mut s, &err(e)).await?,
+            Request::Attach {
+                ns,
+                name,
+                stdin,
+                detach_keys,
+            } => {
+                return match h.attach(&ns, &name, stdin, detach_keys).await {
+                    Ok(session) => pump(s, session).await,
+                    Err(e) => write_frame(&mut s, &err(e)).await,
+                }
             }
-            continue;
+            Request::Exec { ns, name, exec } => {
+                return match h.exec(&ns, &name, exec).await {
+                    Ok(session) => pump(s, session).await,
+                    Err(e) => write_frame(&mut s, &err(e)).await,
+                }
+            }
+            Request::Events(filter) => {
+                let mut events = match h.events(filter).await {
+                    Ok(ev) => ev,
+                    Err(e) => return write_frame(&mut s, &err(e)).await,
+                };
+                while let Some(ev) = events.next().await {
+                    let frame = match ev {
+                        Ok(ev) => Response::Event(ev),
+                        Err(e) => err(e),
+                    };
+                    write_frame(&mut s, &frame).await?;
+                }
+                return Ok(());
+            }
+            Request::Logs { ns, name } => {
+                stream_log(&mut s, &h, &ns, &name, LogOptions::default()).await?
+            }
+            Request::LogsWith { ns, name, options } => {
+                stream_log(&mut s, &h, &ns, &name, options).await?
+            }
+            req => {
+                let reply = dispatch(&h, req).await;
+                write_frame(&mut s, &reply).await?;
+            }
         }
-        let reply = dispatch(&h, req).await;
-        write_frame(&mut s, &reply).await?;
     }
 }
 
+/// What a v1–v3 client knows of a container.
+fn info(d: ContainerDetails) -> ContainerInfo {
+    ContainerInfo {
+        ns: d.ns,
+        name: d.name,
+        status: d.status,
+        pid: d.pid,
+        exit: d.exit,
+        log_path: d.log_path,
+        rootfs: d.config.rootfs,
+        args: d.args,
+        created_at: d.created_at,
+        labels: d.config.labels,
+        error: d.error,
+    }
+}
+
+/// One request, one answer: the handle call the request names.
 async fn dispatch(h: &SupervisorHandle, req: Request) -> Response {
     let ok = |r: Result<(), Error>| r.map_or_else(err, |()| Response::Ok);
     match req {
-        Request::Create(c) => h.create(c).await.map_or_else(err, Response::Container),
-        Request::Start { ns, name } => ok(h.start_container(&ns, &name).await),
+        Request::Create(c) => {
+            let interactive = proto::api::Interactive::default();
+            h.create(spec::from_v1(c, interactive))
+                .await
+                .map_or_else(err, |d| Response::Container(info(d)))
+        }
+        Request::CreateInteractive { req, interactive } => h
+            .create(spec::from_v1(req, interactive))
+            .await
+            .map_or_else(err, |d| Response::Container(info(d))),
+        Request::CreateContainer(c) => h.create(c).await.map_or_else(err, Response::Details),
+        Request::Start { ns, name } => ok(h.start(&ns, &name).await),
         Request::Inspect { ns, name } => h
             .inspect(&ns, &name)
             .await
-            .map_or_else(err, Response::Container),
-        Request::List { ns } => h
+            .map_or_else(err, |d| Response::Container(info(d))),
+        Request::Details { ns, name } => h
+            .inspect(&ns, &name)
+            .await
+            .map_or_else(err, Response::Details),
+        Request::List { ns } => h.list(ns.as_deref()).await.map_or_else(err, |l| {
+            Response::Containers(l.into_iter().map(info).collect())
+        }),
+        Request::ListDetails { ns } => h
             .list(ns.as_deref())
             .await
-            .map_or_else(err, Response::Containers),
+            .map_or_else(err, Response::DetailsList),
+        Request::Namespaces => h.namespaces().await.map_or_else(err, Response::Namespaces),
         Request::Stop {
             ns,
             name,
@@ -145,98 +198,79 @@ async fn dispatch(h: &SupervisorHandle, req: Request) -> Response {
             .stop(&ns, &name, Duration::from_secs(u64::from(timeout_secs)))
             .await),
         Request::Kill { ns, name, signal } => ok(h.kill(&ns, &name, signal).await),
+        Request::Pause { ns, name } => ok(h.pause(&ns, &name).await),
+        Request::Resume { ns, name } => ok(h.resume(&ns, &name).await),
+        Request::Top { ns, name } => h
+            .top(&ns, &name)
+            .await
+            .map_or_else(err, Response::Processes),
+        Request::Update {
+            ns,
+            name,
+            resources,
+        } => ok(h.update(&ns, &name, resources).await),
         Request::Remove { ns, name, force } => ok(h.remove(&ns, &name, force).await),
         Request::Wait { ns, name } => h.wait(&ns, &name).await.map_or_else(err, Response::Exited),
-        // Answered in `connection`, streaming.
-        Request::Logs { .. } | Request::Attach { .. } | Request::Exec { .. } => {
-            err(Error::internal("streamed"))
-        }
-        Request::CreateInteractive { req, interactive } => h
-            .create_interactive(req, interactive)
-            .await
-            .map_or_else(err, Response::Container),
         Request::Resize {
             ns,
             name,
             rows,
             cols,
-        } => match h
-            .monitor_call(&ns, &name, MReq::Resize { rows, cols })
+        } => ok(h.resize(&ns, &name, rows, cols).await),
+        Request::Stats { ns, name } => h.stats(&ns, &name).await.map_or_else(err, Response::Stats),
+        Request::LogStatus { ns, name } => h
+            .log_status(&ns, &name)
             .await
-        {
-            Ok(r) => from_monitor(r),
-            Err(e) => err(e),
-        },
-        Request::Stats { ns, name } => match h.monitor_call(&ns, &name, MReq::Stats).await {
-            Ok(r) => from_monitor(r),
-            Err(e) => err(e),
-        },
-        Request::LogStatus { ns, name } => match h.log_status(&ns, &name).await {
-            Ok(st) => Response::LogStatus(st),
-            Err(e) => err(e),
-        },
+            .map_or_else(err, Response::LogStatus),
         Request::Input { .. } | Request::ExecInput { .. } => err(Error::new(
             ErrorKind::InvalidArgument,
             "input outside an attach or exec stream",
         )),
+        // Streams, answered in `connection`.
+        Request::Logs { .. }
+        | Request::LogsWith { .. }
+        | Request::Attach { .. }
+        | Request::Exec { .. }
+        | Request::Events(_) => err(Error::internal("streamed")),
     }
 }
 
-/// A monitor's answer as the api says it.
-fn from_monitor(r: MResp) -> Response {
-    match r {
-        MResp::Ok => Response::Ok,
-        MResp::Exited(rec) => Response::Exited(rec),
-        MResp::Error(e) => Response::Error(e),
-        MResp::Output { stream, data } => Response::Output { stream, data },
-        MResp::Detached => Response::Detached,
-        MResp::ExecStarted { id, pid } => Response::ExecStarted { id, pid },
-        MResp::ExecOutput { id, stream, data } => Response::ExecOutput { id, stream, data },
-        MResp::ExecExited { id, code } => Response::ExecExited { id, code },
-        MResp::Stats(st) => Response::Stats(st),
-        MResp::LogStatus(st) => Response::LogStatus(st),
-        MResp::State(_) => err(Error::internal("unexpected state from the monitor")),
+/// Sends the log as `LogData` frames, then `LogEnd`.
+async fn stream_log(
+    s: &mut UnixStream,
+    h: &SupervisorHandle,
+    ns: &str,
+    name: &str,
+    options: LogOptions,
+) -> Result<(), FrameError> {
+    let mut log = match h.logs(ns, name, options).await {
+        Ok(l) => l,
+        Err(e) => return write_frame(s, &err(e)).await,
+    };
+    while let Some(chunk) = log.next().await {
+        match chunk {
+            Ok(c) => {
+                write_frame(
+                    s,
+                    &Response::LogData {
+                        stream: c.stream,
+                        data: c.data,
+                    },
+                )
+                .await?
+            }
+            Err(e) => return write_frame(s, &err(e)).await,
+        }
     }
+    write_frame(s, &Response::LogEnd).await
 }
 
-/// An attach or exec: the client's connection and a monitor connection
-/// are joined until the session ends (detach, exit, or either side
-/// closing). Input goes one way in its own task, output the other.
-async fn session(client: UnixStream, h: &SupervisorHandle, req: Request) -> Result<(), FrameError> {
+/// An attach or exec: the client's connection and the session are joined
+/// until the session ends (detach, exit, or either side closing). Input
+/// goes one way in its own task, output the other.
+async fn pump(client: UnixStream, session: Session) -> Result<(), FrameError> {
     let (mut cr, mut cw) = client.into_split();
-    let (ns, name, first) = match req {
-        Request::Attach {
-            ns,
-            name,
-            stdin,
-            detach_keys,
-        } => (ns, name, MReq::Attach { stdin, detach_keys }),
-        Request::Exec { ns, name, exec } => (ns, name, MReq::Exec(exec)),
-        _ => return Ok(()),
-    };
-    let is_exec = matches!(first, MReq::Exec(_));
-    let dir = match h.container_dir(&ns, &name).await {
-        Ok(d) => d,
-        Err(e) => return write_frame(&mut cw, &err(e)).await,
-    };
-    let mon = match monitor_client::connect_versioned(&dir).await {
-        Ok((m, v)) if v >= 2 => m,
-        Ok((_, v)) => {
-            let e = Error::new(
-                ErrorKind::Unsupported,
-                format!("the container's monitor speaks protocol {v}, attach and exec need 2"),
-            );
-            return write_frame(&mut cw, &err(e)).await;
-        }
-        Err(monitor_client::Unreachable::Gone) => {
-            let e = Error::conflict(format!("container {name} has exited"));
-            return write_frame(&mut cw, &err(e)).await;
-        }
-        Err(monitor_client::Unreachable::Failed(e)) => return write_frame(&mut cw, &err(e)).await,
-    };
-    let (mut mr, mut mw) = mon.into_split();
-    write_frame(&mut mw, &first).await?;
-    let ns2 = ns.clone();
+    let (mut reader, mut writer) = session.split();
     let input = tokio::spawn(async move {
         loop {
             let req = match read_frame::<_, Request>(&mut cr).await {
@@ -244,134 +278,40 @@ async fn session(client: UnixStream, h: &SupervisorHandle, req: Request) -> Resu
                 Err(_) => return,
             };
             let fwd = match req {
-                Request::Input { data } => MReq::Input { data },
-                Request::ExecInput { id, data } => MReq::ExecInput { id, data },
-                Request::Resize { rows, cols, .. } => MReq::Resize { rows, cols },
+                Request::Input { data } => SessionInput::Input(data),
+                Request::ExecInput { id, data } => SessionInput::ExecInput { id, data },
+                Request::Resize { rows, cols, .. } => SessionInput::Resize { rows, cols },
                 other => {
-                    debug!(ns = ns2, ?other, "ignored on a session stream");
+                    debug!(?other, "ignored on a session stream");
                     continue;
                 }
             };
-            if write_frame(&mut mw, &fwd).await.is_err() {
+            if writer.send(fwd).await.is_err() {
                 return;
             }
         }
     });
     let result = loop {
-        let resp = match read_frame::<_, MResp>(&mut mr).await {
-            Ok(r) => r,
-            Err(FrameError::Closed) => break Ok(()),
-            Err(e) => break Err(e),
+        let out = match reader.next().await {
+            None => break Ok(()),
+            Some(Ok(o)) => o,
+            Some(Err(e)) => break write_frame(&mut cw, &err(e)).await,
         };
-        let end = matches!(
-            resp,
-            MResp::Detached | MResp::Exited(_) | MResp::Error(_) | MResp::ExecExited { .. }
-        );
-        // An exec's session ends with its own exit; an attach's Ok and an
-        // exec's ExecStarted are just the start.
-        let end = end && !(is_exec && matches!(resp, MResp::Exited(_)));
-        if let Err(e) = write_frame(&mut cw, &from_monitor(resp)).await {
+        let frame = match out {
+            SessionOutput::Attached => Response::Ok,
+            SessionOutput::Output { stream, data } => Response::Output { stream, data },
+            SessionOutput::Detached => Response::Detached,
+            SessionOutput::Exited(rec) => Response::Exited(rec),
+            SessionOutput::ExecStarted { id, pid } => Response::ExecStarted { id, pid },
+            SessionOutput::ExecOutput { id, stream, data } => {
+                Response::ExecOutput { id, stream, data }
+            }
+            SessionOutput::ExecExited { id, code } => Response::ExecExited { id, code },
+        };
+        if let Err(e) = write_frame(&mut cw, &frame).await {
             break Err(e);
-        }
-        if end {
-            break Ok(());
         }
     };
     input.abort();
     result
-}
-
-/// Parses one CRI log record: stream, whether the line is complete, text.
-pub(crate) fn parse_cri(line: &[u8]) -> Option<(Stream, bool, &[u8])> {
-    let mut parts = line.splitn(4, |b| *b == b' ');
-    let _ts = parts.next()?;
-    let stream = match parts.next()? {
-        b"stdout" => Stream::Stdout,
-        b"stderr" => Stream::Stderr,
-        _ => return None,
-    };
-    let full = match parts.next()? {
-        b"F" => true,
-        b"P" => false,
-        _ => return None,
-    };
-    Some((stream, full, parts.next().unwrap_or_default()))
-}
-
-/// The log's files, oldest first: the rotated `<log>.N` … `<log>.1` the
-/// monitor keeps, then the live one.
-fn log_files(path: &Path) -> Vec<std::path::PathBuf> {
-    let mut rotated = Vec::new();
-    for k in 1.. {
-        let p = std::path::PathBuf::from(format!("{}.{k}", path.display()));
-        if !p.exists() {
-            break;
-        }
-        rotated.push(p);
-    }
-    rotated.reverse();
-    rotated.push(path.to_path_buf());
-    rotated
-}
-
-/// Sends the log's text (rotated files first), CRI prefixes removed, in
-/// chunks, then `LogEnd`.
-async fn stream_log(s: &mut UnixStream, path: &Path) -> Result<(), FrameError> {
-    const CHUNK: usize = 256 * 1024;
-    let mut current: Option<(Stream, Vec<u8>)> = None;
-    for path in log_files(path) {
-        let file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
-            // Rotated away meanwhile, or no output yet.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                return write_frame(
-                    s,
-                    &err(Error::internal(format!("open {}: {e}", path.display()))),
-                )
-                .await;
-            }
-        };
-        let mut lines = BufReader::new(file).split(b'\n');
-        while let Some(line) = lines.next_segment().await? {
-            let Some((stream, full, text)) = parse_cri(&line) else {
-                continue;
-            };
-            if current
-                .as_ref()
-                .is_some_and(|(st, buf)| *st != stream || buf.len() >= CHUNK)
-            {
-                if let Some((st, data)) = current.take() {
-                    write_frame(s, &Response::LogData { stream: st, data }).await?;
-                }
-            }
-            let buf = &mut current.get_or_insert_with(|| (stream, Vec::new())).1;
-            buf.extend_from_slice(text);
-            if full {
-                buf.push(b'\n');
-            }
-        }
-    }
-    if let Some((stream, data)) = current {
-        write_frame(s, &Response::LogData { stream, data }).await?;
-    }
-    write_frame(s, &Response::LogEnd).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cri_records_parse() {
-        assert_eq!(
-            parse_cri(b"2026-01-01T00:00:00.000000000Z stdout F hello world"),
-            Some((Stream::Stdout, true, &b"hello world"[..]))
-        );
-        assert_eq!(
-            parse_cri(b"2026-01-01T00:00:00.000000000Z stderr P "),
-            Some((Stream::Stderr, false, &b""[..]))
-        );
-        assert_eq!(parse_cri(b"garbage"), None);
-    }
 }

@@ -1,157 +1,194 @@
-//! One actor per container. It owns the container's state dir and
-//! serialises what changes the container (create, start, kill, remove);
-//! waiting and stopping run outside it, so one slow container never blocks
-//! another, nor a quick `inspect` of itself.
+//! One actor per container. It owns the container's state dir and its
+//! live link to the monitor, serialises what changes the container, keeps
+//! the live state (so inspect and list cost no monitor round trip), runs
+//! the restart policy and publishes the container's events.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use proto::api::{ContainerInfo, CreateRequest, Interactive};
-use proto::monitor::{Request as MReq, Response as MResp};
-use proto::{ExitRecord, Status};
+use proto::api::{ContainerConfig, ContainerDetails, EventKind, Process};
+use proto::monitor::{LogStatus, MonitorEvent, Request as MReq, Response as MResp, Stats};
+use proto::{ExitRecord, Resources, Status};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, info_span, warn, Instrument};
 
-use crate::monitor_client::{self, Unreachable, REQUEST_TIMEOUT};
+use crate::events::Bus;
+use crate::link::{self, Link, LinkEvent, Unreachable};
+use crate::restart::RestartState;
 use crate::spec::{self, Meta};
 use crate::{launch, Config, Error};
 
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
+/// How long a forced removal waits for init to die after SIGKILL.
+const KILL_WAIT: Duration = Duration::from_secs(30);
+
 enum Msg {
     Create {
-        req: Box<CreateRequest>,
-        interactive: Interactive,
-        reply: Reply<ContainerInfo>,
+        config: Box<ContainerConfig>,
+        reply: Reply<ContainerDetails>,
     },
-    Start {
-        reply: Reply<()>,
-    },
-    Inspect {
-        reply: Reply<ContainerInfo>,
-    },
-    Kill {
-        signal: i32,
-        reply: Reply<()>,
-    },
-    Remove {
-        force: bool,
-        reply: Reply<()>,
-    },
+    Start(Reply<()>),
+    Inspect(Reply<ContainerDetails>),
+    Kill(i32, Reply<()>),
+    Stop(Duration, Reply<()>),
+    Wait(Reply<ExitRecord>),
+    Pause(bool, Reply<()>),
+    Update(Resources, Reply<()>),
+    Top(Reply<Vec<Process>>),
+    Stats(Reply<Stats>),
+    LogStatus(Reply<LogStatus>),
+    Resize(u16, u16, Reply<()>),
+    Target(Reply<Target>),
+    Remove(bool, Reply<()>),
+}
+
+/// Where a session (attach, exec) dials, and whether it may.
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub dir: PathBuf,
+    pub status: Status,
 }
 
 /// The handle to a container's actor.
 #[derive(Clone, Debug)]
 pub(crate) struct ContainerHandle {
     tx: mpsc::Sender<Msg>,
-    pub(crate) dir: PathBuf,
+    /// The log file (read by `logs`, written by the monitor).
     pub(crate) log_path: PathBuf,
+}
+
+/// The container as last seen.
+#[derive(Debug, Default)]
+struct Live {
+    status: Option<Status>,
+    pid: Option<i32>,
+    started_at: Option<i64>,
+    exit: Option<ExitRecord>,
+    error: Option<String>,
 }
 
 struct ContainerActor {
     rx: mpsc::Receiver<Msg>,
     config: Config,
+    bus: Bus,
     ns: String,
     name: String,
     dir: PathBuf,
     log_path: PathBuf,
     meta: Option<Meta>,
+    link: Option<Link>,
+    link_rx: Option<mpsc::UnboundedReceiver<LinkEvent>>,
+    live: Live,
+    restart: RestartState,
+    restart_at: Option<tokio::time::Instant>,
+    waiters: Vec<Reply<ExitRecord>>,
+    stoppers: Vec<Reply<()>>,
+}
+
+macro_rules! call {
+    ($self:ident, $variant:ident $(, $arg:expr)*) => {{
+        let (reply, rx) = oneshot::channel();
+        $self
+            .tx
+            .send(Msg::$variant($($arg,)* reply))
+            .await
+            .map_err(|_| Error::internal("container actor is gone"))?;
+        rx.await
+            .map_err(|_| Error::internal("container actor dropped the request"))?
+    }};
 }
 
 impl ContainerHandle {
     /// Spawns the actor of a container that is about to be created
     /// (`meta: None`) or that exists on disk (adopted).
-    pub(crate) fn spawn(config: &Config, ns: &str, name: &str, meta: Option<Meta>) -> Self {
+    pub(crate) fn spawn(
+        config: &Config,
+        bus: &Bus,
+        ns: &str,
+        name: &str,
+        meta: Option<Meta>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(16);
         let dir = config.state_dir.join(ns).join(name);
         let log_path = config.log_dir.join(ns).join(format!("{name}.log"));
+        let adopted = meta.is_some();
         let actor = ContainerActor {
             rx,
             config: config.clone(),
+            bus: bus.clone(),
             ns: ns.to_string(),
             name: name.to_string(),
-            dir: dir.clone(),
+            restart: if adopted {
+                RestartState::load(&dir)
+            } else {
+                RestartState::default()
+            },
+            dir,
             log_path: log_path.clone(),
             meta,
+            link: None,
+            link_rx: None,
+            live: Live::default(),
+            restart_at: None,
+            waiters: Vec::new(),
+            stoppers: Vec::new(),
         };
         let span = info_span!("container", ns, name);
-        tokio::spawn(actor.run().instrument(span));
-        ContainerHandle { tx, dir, log_path }
+        tokio::spawn(actor.run(adopted).instrument(span));
+        ContainerHandle { tx, log_path }
     }
 
-    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Msg) -> Result<T, Error> {
+    pub(crate) async fn create(&self, config: ContainerConfig) -> Result<ContainerDetails, Error> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(make(reply))
+            .send(Msg::Create {
+                config: Box::new(config),
+                reply,
+            })
             .await
             .map_err(|_| Error::internal("container actor is gone"))?;
         rx.await
             .map_err(|_| Error::internal("container actor dropped the request"))?
     }
-
-    pub(crate) async fn create(
-        &self,
-        req: CreateRequest,
-        interactive: Interactive,
-    ) -> Result<ContainerInfo, Error> {
-        self.call(|reply| Msg::Create {
-            req: Box::new(req),
-            interactive,
-            reply,
-        })
-        .await
-    }
     pub(crate) async fn start(&self) -> Result<(), Error> {
-        self.call(|reply| Msg::Start { reply }).await
+        call!(self, Start)
     }
-    pub(crate) async fn inspect(&self) -> Result<ContainerInfo, Error> {
-        self.call(|reply| Msg::Inspect { reply }).await
+    pub(crate) async fn inspect(&self) -> Result<ContainerDetails, Error> {
+        call!(self, Inspect)
     }
     pub(crate) async fn kill(&self, signal: i32) -> Result<(), Error> {
-        self.call(|reply| Msg::Kill { signal, reply }).await
+        call!(self, Kill, signal)
+    }
+    pub(crate) async fn stop(&self, grace: Duration) -> Result<(), Error> {
+        call!(self, Stop, grace)
+    }
+    pub(crate) async fn wait(&self) -> Result<ExitRecord, Error> {
+        call!(self, Wait)
+    }
+    pub(crate) async fn pause(&self, pause: bool) -> Result<(), Error> {
+        call!(self, Pause, pause)
+    }
+    pub(crate) async fn update(&self, r: Resources) -> Result<(), Error> {
+        call!(self, Update, r)
+    }
+    pub(crate) async fn top(&self) -> Result<Vec<Process>, Error> {
+        call!(self, Top)
+    }
+    pub(crate) async fn stats(&self) -> Result<Stats, Error> {
+        call!(self, Stats)
+    }
+    pub(crate) async fn log_status(&self) -> Result<LogStatus, Error> {
+        call!(self, LogStatus)
+    }
+    pub(crate) async fn resize(&self, rows: u16, cols: u16) -> Result<(), Error> {
+        call!(self, Resize, rows, cols)
+    }
+    pub(crate) async fn target(&self) -> Result<Target, Error> {
+        call!(self, Target)
     }
     pub(crate) async fn remove(&self, force: bool) -> Result<(), Error> {
-        self.call(|reply| Msg::Remove { force, reply }).await
-    }
-
-    /// Waits for init's exit, up to `timeout` (`None`: forever).
-    pub(crate) async fn wait(
-        &self,
-        timeout: Option<Duration>,
-    ) -> Result<Option<ExitRecord>, Error> {
-        let fut = wait_exit(self.dir.clone());
-        match timeout {
-            None => fut.await.map(Some),
-            Some(t) => match tokio::time::timeout(t, fut).await {
-                Ok(r) => r.map(Some),
-                Err(_) => Ok(None),
-            },
-        }
-    }
-
-    /// SIGTERM, up to `grace` for the exit, then SIGKILL.
-    pub(crate) async fn stop(&self, grace: Duration) -> Result<(), Error> {
-        if self.inspect().await?.status == Status::Exited {
-            return Ok(());
-        }
-        match self.kill(libc::SIGTERM).await {
-            Ok(()) => {}
-            // It exited in between: fine.
-            Err(e) if e.kind == proto::ErrorKind::Conflict => return Ok(()),
-            Err(e) => return Err(e),
-        }
-        if self.wait(Some(grace)).await?.is_some() {
-            return Ok(());
-        }
-        match self.kill(libc::SIGKILL).await {
-            Ok(()) => {}
-            Err(e) if e.kind == proto::ErrorKind::Conflict => return Ok(()),
-            Err(e) => return Err(e),
-        }
-        self.wait(Some(Duration::from_secs(30)))
-            .await?
-            .map(drop)
-            .ok_or_else(|| Error::internal("container did not die after SIGKILL"))
+        call!(self, Remove, force)
     }
 }
 
@@ -161,112 +198,404 @@ fn read_exit_record(dir: &std::path::Path) -> Option<ExitRecord> {
     serde_json::from_slice(&data).ok()
 }
 
-async fn wait_exit(dir: PathBuf) -> Result<ExitRecord, Error> {
-    match monitor_client::request(&dir, &MReq::Wait, None).await {
-        Ok(MResp::Exited(rec)) => Ok(rec),
-        Ok(other) => Err(Error::internal(format!(
-            "unexpected monitor answer {other:?}"
-        ))),
-        Err(Unreachable::Gone) => read_exit_record(&dir)
-            .ok_or_else(|| Error::internal("monitor is gone and left no exit record")),
-        Err(Unreachable::Failed(e)) => Err(e),
+async fn next_link_event(rx: &mut Option<mpsc::UnboundedReceiver<LinkEvent>>) -> LinkEvent {
+    match rx {
+        Some(r) => r.recv().await.unwrap_or(LinkEvent::Lost),
+        None => std::future::pending().await,
+    }
+}
+
+async fn restart_due(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn unreachable_err(name: &str, e: Unreachable) -> Error {
+    match e {
+        Unreachable::Gone => Error::conflict(format!("container {name} has exited")),
+        Unreachable::Failed(e) => e,
     }
 }
 
 impl ContainerActor {
-    async fn run(mut self) {
-        while let Some(msg) = self.rx.recv().await {
-            match msg {
-                Msg::Create {
-                    req,
-                    interactive,
-                    reply,
-                } => {
-                    let _ = reply.send(self.create(*req, interactive).await);
-                }
-                Msg::Start { reply } => {
-                    let _ = reply.send(self.simple(MReq::Start).await);
-                }
-                Msg::Inspect { reply } => {
-                    let _ = reply.send(self.inspect().await);
-                }
-                Msg::Kill { signal, reply } => {
-                    let _ = reply.send(self.simple(MReq::Signal { signal }).await);
-                }
-                Msg::Remove { force, reply } => {
-                    let r = self.remove(force).await;
-                    let done = r.is_ok();
-                    let _ = reply.send(r);
-                    if done {
+    async fn run(mut self, adopted: bool) {
+        if adopted {
+            self.adopt().await;
+        }
+        loop {
+            tokio::select! {
+                msg = self.rx.recv() => {
+                    let Some(msg) = msg else { return };
+                    if self.handle(msg).await {
                         return;
+                    }
+                }
+                ev = next_link_event(&mut self.link_rx) => self.on_link(ev).await,
+                () = restart_due(self.restart_at) => self.restart_now().await,
+            }
+        }
+    }
+
+    fn publish(&self, kind: EventKind) {
+        self.bus.publish(&self.ns, &self.name, kind);
+    }
+
+    fn save_restart(&self) {
+        if let Err(e) = self.restart.save(&self.dir) {
+            warn!(error = %e, "restart state not saved");
+        }
+    }
+
+    fn policy(&self) -> proto::api::RestartPolicy {
+        self.meta
+            .as_ref()
+            .and_then(|m| m.config.as_ref())
+            .map(|c| c.restart)
+            .unwrap_or_default()
+    }
+
+    /// Opens the live link and takes the monitor's state as ours.
+    async fn connect(&mut self) -> Result<(), Unreachable> {
+        let (link, st, rx) = Link::open(&self.dir).await?;
+        self.live = Live {
+            status: Some(st.status),
+            pid: st.pid,
+            started_at: st.started_at,
+            exit: st.exit,
+            error: None,
+        };
+        self.link = Some(link);
+        self.link_rx = Some(rx);
+        Ok(())
+    }
+
+    /// The monitor is gone: the exit record tells how the container ended,
+    /// or nothing can be vouched for.
+    fn monitor_gone(&mut self) {
+        self.link = None;
+        self.link_rx = None;
+        self.live.pid = None;
+        self.live.status = Some(Status::Exited);
+        match read_exit_record(&self.dir) {
+            Some(rec) => {
+                self.live.started_at = self.live.started_at.or(rec.started_at);
+                self.live.exit = Some(rec);
+            }
+            None => {
+                self.live.error = Some("monitor is gone and left no exit record".into());
+            }
+        }
+    }
+
+    async fn adopt(&mut self) {
+        match self.connect().await {
+            Ok(()) => {}
+            Err(Unreachable::Gone) => self.monitor_gone(),
+            Err(Unreachable::Failed(e)) => {
+                warn!(error = %e, "monitor does not answer");
+                self.live.error = Some(e.message);
+            }
+        }
+        self.publish(EventKind::Adopted);
+        if self.live.error.is_some() && self.live.exit.is_none() {
+            if self.link.is_none() {
+                self.publish(EventKind::MonitorLost);
+            }
+            return;
+        }
+        // A restart the previous contd had scheduled, or an exit it never
+        // saw, is taken up here.
+        if let Some(due) = self.restart.pending {
+            match self.live.status {
+                Some(Status::Exited) => {
+                    let wait = (due - proto::time::now_nanos()).max(0) as u64;
+                    self.restart_at =
+                        Some(tokio::time::Instant::now() + Duration::from_nanos(wait));
+                }
+                Some(Status::Created) => {
+                    // Relaunched, not yet started.
+                    if let Err(e) = self.start_created().await {
+                        warn!(error = %e, "pending restart: start failed");
+                    }
+                    self.restart.pending = None;
+                    self.save_restart();
+                }
+                _ => {
+                    self.restart.pending = None;
+                    self.save_restart();
+                }
+            }
+        } else if self.live.status == Some(Status::Exited) {
+            if self.policy() == proto::api::RestartPolicy::Always && self.restart.stopped {
+                // docker: `always` comes back when the daemon does.
+                self.restart.stopped = false;
+            }
+            self.consider_restart();
+        }
+    }
+
+    /// After an exit: schedules the restart the policy asks for.
+    fn consider_restart(&mut self) {
+        let Some(rec) = self.live.exit.clone() else {
+            return;
+        };
+        let Some(delay) = self.restart.decide(self.policy(), &rec) else {
+            return;
+        };
+        self.restart.pending = Some(proto::time::now_nanos() + delay.as_nanos() as i64);
+        self.save_restart();
+        self.restart_at = Some(tokio::time::Instant::now() + delay);
+        info!(attempt = self.restart.count, ?delay, "restarting");
+        self.publish(EventKind::Restarting {
+            attempt: self.restart.count,
+            delay_ms: delay.as_millis() as u64,
+        });
+    }
+
+    async fn on_link(&mut self, ev: LinkEvent) {
+        match ev {
+            LinkEvent::Event(MonitorEvent::Started(at)) => {
+                self.live.status = Some(Status::Running);
+                self.live.started_at = Some(at);
+                self.publish(EventKind::Started);
+            }
+            LinkEvent::Event(MonitorEvent::Paused) => {
+                self.live.status = Some(Status::Paused);
+                self.publish(EventKind::Paused);
+            }
+            LinkEvent::Event(MonitorEvent::Resumed) => {
+                self.live.status = Some(Status::Running);
+                self.publish(EventKind::Resumed);
+            }
+            LinkEvent::Event(MonitorEvent::Oom) => self.publish(EventKind::Oom),
+            LinkEvent::Event(MonitorEvent::Exited(rec)) => self.exited(rec),
+            LinkEvent::Lost => {
+                if self.live.status == Some(Status::Exited) && self.live.exit.is_some() {
+                    // Released (or lingered out) after the exit: nothing lost.
+                    self.link = None;
+                    self.link_rx = None;
+                    return;
+                }
+                self.monitor_gone();
+                match self.live.exit.clone() {
+                    Some(rec) => self.exited(rec),
+                    None => {
+                        warn!("monitor lost");
+                        self.publish(EventKind::MonitorLost);
+                        let e = Error::internal("monitor is gone and left no exit record");
+                        for w in self.waiters.drain(..) {
+                            let _ = w.send(Err(e.clone()));
+                        }
+                        for s in self.stoppers.drain(..) {
+                            let _ = s.send(Ok(()));
+                        }
                     }
                 }
             }
         }
     }
 
-    async fn simple(&mut self, req: MReq) -> Result<(), Error> {
-        match monitor_client::request(&self.dir, &req, Some(REQUEST_TIMEOUT)).await {
-            Ok(_) => Ok(()),
-            Err(Unreachable::Gone) => Err(Error::conflict(format!(
-                "container {} has exited",
-                self.name
-            ))),
-            Err(Unreachable::Failed(e)) => Err(e),
+    fn exited(&mut self, rec: ExitRecord) {
+        self.live.status = Some(Status::Exited);
+        self.live.pid = None;
+        self.live.exit = Some(rec.clone());
+        info!(code = rec.code, "exited");
+        self.publish(EventKind::Exited {
+            code: rec.code,
+            signal: rec.signal,
+            oom_killed: rec.oom_killed,
+        });
+        for w in self.waiters.drain(..) {
+            let _ = w.send(Ok(rec.clone()));
         }
+        for s in self.stoppers.drain(..) {
+            let _ = s.send(Ok(()));
+        }
+        self.consider_restart();
     }
 
-    async fn create(
-        &mut self,
-        req: CreateRequest,
-        interactive: Interactive,
-    ) -> Result<ContainerInfo, Error> {
-        let args = spec::validate(&req)?;
-        let cgroup_path = format!("{}/{}/{}", self.config.cgroup_parent, self.ns, self.name);
-        let mut config = spec::build(&req, &args, &cgroup_path);
-        if let Some((rows, cols)) = interactive.tty {
-            config["process"]["terminal"] = true.into();
-            config["process"]["consoleSize"] = serde_json::json!({ "height": rows, "width": cols });
+    /// Handles one message; `true` when the actor is done (removed).
+    async fn handle(&mut self, msg: Msg) -> bool {
+        match msg {
+            Msg::Create { config, reply } => {
+                let r = self.create(*config).await;
+                let _ = reply.send(r);
+            }
+            Msg::Start(reply) => {
+                let r = self.start().await;
+                let _ = reply.send(r);
+            }
+            Msg::Inspect(reply) => {
+                let _ = reply.send(self.details());
+            }
+            Msg::Kill(signal, reply) => {
+                let r = self.kill(signal).await;
+                let _ = reply.send(r);
+            }
+            Msg::Stop(grace, reply) => self.stop(grace, reply).await,
+            Msg::Wait(reply) => match (&self.live.status, &self.live.exit, &self.live.error) {
+                (_, _, Some(e)) if self.link.is_none() && self.live.exit.is_none() => {
+                    let _ = reply.send(Err(Error::internal(e.clone())));
+                }
+                (Some(Status::Exited), Some(rec), _) => {
+                    let _ = reply.send(Ok(rec.clone()));
+                }
+                _ if self.meta.is_none() => {
+                    let _ = reply.send(Err(Error::not_found(&self.ns, &self.name)));
+                }
+                _ => self.waiters.push(reply),
+            },
+            Msg::Pause(pause, reply) => {
+                let r = self.pause(pause).await;
+                let _ = reply.send(r);
+            }
+            Msg::Update(res, reply) => {
+                let r = match spec::check_resources(&res) {
+                    Err(e) => Err(e),
+                    Ok(()) if res.is_empty() => Err(Error::invalid("update: no limit given")),
+                    Ok(()) => self.simple(MReq::Update(res)).await,
+                };
+                let _ = reply.send(r);
+            }
+            Msg::Top(reply) => {
+                let r = self.top().await;
+                let _ = reply.send(r);
+            }
+            Msg::Stats(reply) => {
+                let r = match self.monitor(MReq::Stats).await {
+                    Ok(MResp::Stats(st)) => Ok(st),
+                    Ok(other) => Err(Error::internal(format!(
+                        "unexpected monitor answer {other:?}"
+                    ))),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(r);
+            }
+            Msg::LogStatus(reply) => {
+                let r = self.log_status().await;
+                let _ = reply.send(r);
+            }
+            Msg::Resize(rows, cols, reply) => {
+                let r = if rows == 0 || cols == 0 {
+                    Err(Error::invalid("resize: terminal size must be at least 1x1"))
+                } else {
+                    self.simple(MReq::Resize { rows, cols }).await
+                };
+                let _ = reply.send(r);
+            }
+            Msg::Target(reply) => {
+                let r = match (&self.meta, self.live.status) {
+                    (None, _) => Err(Error::not_found(&self.ns, &self.name)),
+                    (_, Some(status)) => Ok(Target {
+                        dir: self.dir.clone(),
+                        status,
+                    }),
+                    (_, None) => Err(Error::internal("container state unknown")),
+                };
+                let _ = reply.send(r);
+            }
+            Msg::Remove(force, reply) => {
+                let r = self.remove(force).await;
+                let done = r.is_ok();
+                let _ = reply.send(r);
+                return done;
+            }
         }
-        let meta = Meta {
+        false
+    }
+
+    fn exists(&self) -> Result<&Meta, Error> {
+        self.meta
+            .as_ref()
+            .ok_or_else(|| Error::not_found(&self.ns, &self.name))
+    }
+
+    /// One request to the monitor over the link.
+    async fn monitor(&mut self, req: MReq) -> Result<MResp, Error> {
+        self.exists()?;
+        let Some(link) = &self.link else {
+            return Err(Error::conflict(format!(
+                "container {} has exited",
+                self.name
+            )));
+        };
+        link.call(req)
+            .await
+            .map_err(|e| unreachable_err(&self.name, e))
+    }
+
+    async fn simple(&mut self, req: MReq) -> Result<(), Error> {
+        self.monitor(req).await.map(drop)
+    }
+
+    fn details(&self) -> Result<ContainerDetails, Error> {
+        let meta = self.exists()?;
+        let exit = self.live.exit.clone();
+        Ok(ContainerDetails {
             ns: self.ns.clone(),
             name: self.name.clone(),
-            rootfs: req.rootfs.clone(),
-            args,
-            labels: req.labels.clone(),
-            created_at: proto::time::now_nanos(),
-            log_path: self.log_path.display().to_string(),
-            cgroup_path,
-        };
+            status: self.live.status.unwrap_or(Status::Exited),
+            pid: self.live.pid,
+            finished_at: exit.as_ref().map(|r| r.finished_at),
+            exit,
+            error: self.live.error.clone(),
+            args: meta.args.clone(),
+            log_path: meta.log_path.clone(),
+            created_at: meta.created_at,
+            started_at: self.live.started_at,
+            restart_count: self.restart.count,
+            next_restart_at: self.restart.pending,
+            config: meta.config(),
+        })
+    }
+
+    async fn create(&mut self, config: ContainerConfig) -> Result<ContainerDetails, Error> {
+        let cgroup_path = format!("{}/{}/{}", self.config.cgroup_parent, self.ns, self.name);
+        let (spec, args) = spec::build(&config, &cgroup_path)?;
         if self.dir.exists() {
             return Err(Error::new(
                 proto::ErrorKind::AlreadyExists,
                 format!("state dir {} exists already", self.dir.display()),
             ));
         }
-        let stdin = interactive.stdin && interactive.tty.is_none();
-        let result = self.materialize(&meta, &config, stdin).await;
-        if let Err(e) = result {
+        let meta = Meta {
+            ns: self.ns.clone(),
+            name: self.name.clone(),
+            rootfs: config.rootfs.clone(),
+            args,
+            labels: config.labels.clone(),
+            created_at: proto::time::now_nanos(),
+            log_path: self.log_path.display().to_string(),
+            cgroup_path,
+            config: Some(config.clone()),
+        };
+        self.meta = Some(meta.clone());
+        let made = match self.materialize(&meta, &spec).await {
+            Ok(()) => self.launch().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = made {
             // Undo: the monitor removed its own files; remove ours.
+            self.meta = None;
+            self.link = None;
+            self.link_rx = None;
             let _ = std::fs::remove_dir_all(&self.dir);
             if std::fs::metadata(&self.log_path).is_ok_and(|m| m.len() == 0) {
                 let _ = std::fs::remove_file(&self.log_path);
             }
             return Err(e);
         }
-        self.meta = Some(meta);
-        if req.start {
-            self.simple(MReq::Start).await?;
+        self.restart = RestartState::default();
+        self.publish(EventKind::Created);
+        if config.start {
+            self.start_created().await?;
         }
-        self.inspect().await
+        self.details()
     }
 
-    async fn materialize(
-        &self,
-        meta: &Meta,
-        config: &serde_json::Value,
-        stdin: bool,
-    ) -> Result<(), Error> {
+    async fn materialize(&self, meta: &Meta, spec: &serde_json::Value) -> Result<(), Error> {
         let io = |what: String| move |e: std::io::Error| Error::internal(format!("{what}: {e}"));
         let bundle = self.dir.join("bundle");
         tokio::fs::create_dir_all(&bundle)
@@ -276,13 +605,19 @@ impl ContainerActor {
         tokio::fs::create_dir_all(&log_dir)
             .await
             .map_err(io(format!("create {}", log_dir.display())))?;
-        tokio::fs::write(bundle.join("config.json"), config.to_string())
+        tokio::fs::write(bundle.join("config.json"), spec.to_string())
             .await
             .map_err(io("write config.json".into()))?;
         let meta_json = serde_json::to_vec(meta).map_err(|e| Error::internal(e.to_string()))?;
         tokio::fs::write(self.dir.join("meta.json"), meta_json)
             .await
-            .map_err(io("write meta.json".into()))?;
+            .map_err(io("write meta.json".into()))
+    }
+
+    /// Starts a monitor for the bundle in the state dir (a new container,
+    /// or the same one again) and links to it.
+    async fn launch(&mut self) -> Result<(), Error> {
+        let interactive = self.exists()?.config().interactive;
         let id = format!("{}.{}", self.ns, self.name);
         let (pid, monitor_pid) = launch::launch(
             &self.config.monitor_bin,
@@ -290,96 +625,329 @@ impl ContainerActor {
             &self.log_path,
             &id,
             &self.config,
-            stdin,
+            interactive.stdin && interactive.tty.is_none(),
+            interactive.tty.is_some(),
         )
         .await?;
         info!(pid, monitor_pid, "created");
+        self.live = Live {
+            status: Some(Status::Created),
+            pid: Some(pid),
+            ..Live::default()
+        };
+        self.connect()
+            .await
+            .map_err(|e| unreachable_err(&self.name, e))
+    }
+
+    async fn start_created(&mut self) -> Result<(), Error> {
+        self.simple(MReq::Start).await?;
+        if self.live.status == Some(Status::Created) {
+            self.live.status = Some(Status::Running);
+            self.live.started_at = Some(proto::time::now_nanos());
+            if self.link.as_ref().is_some_and(|l| l.version < 4) {
+                self.publish(EventKind::Started);
+            }
+        }
         Ok(())
     }
 
-    async fn inspect(&self) -> Result<ContainerInfo, Error> {
-        let meta = self
-            .meta
-            .as_ref()
-            .ok_or_else(|| Error::not_found(&self.ns, &self.name))?;
-        let mut info = ContainerInfo {
-            ns: self.ns.clone(),
-            name: self.name.clone(),
-            status: Status::Exited,
-            pid: None,
-            exit: None,
-            log_path: meta.log_path.clone(),
-            rootfs: meta.rootfs.clone(),
-            args: meta.args.clone(),
-            created_at: meta.created_at,
-            labels: meta.labels.clone(),
-            error: None,
-        };
-        match monitor_client::request(&self.dir, &MReq::State, Some(REQUEST_TIMEOUT)).await {
-            Ok(MResp::State(st)) => {
-                info.status = st.status;
-                info.pid = st.pid;
-                info.exit = st.exit;
+    async fn start(&mut self) -> Result<(), Error> {
+        self.exists()?;
+        match self.live.status {
+            Some(Status::Created) => {
+                self.restart.stopped = false;
+                self.save_restart();
+                self.start_created().await
             }
-            Ok(other) => {
-                return Err(Error::internal(format!(
-                    "unexpected monitor answer {other:?}"
-                )))
+            Some(Status::Running) => Ok(()),
+            Some(Status::Paused) => Err(Error::conflict(format!(
+                "container {} is paused: unpause it",
+                self.name
+            ))),
+            Some(Status::Exited) | None => {
+                // docker: the same container runs again; its restart policy
+                // is back in force.
+                self.restart_at = None;
+                self.restart.pending = None;
+                self.restart.stopped = false;
+                self.save_restart();
+                self.relaunch().await
             }
-            Err(Unreachable::Gone) => match read_exit_record(&self.dir) {
-                Some(rec) => info.exit = Some(rec),
-                None => {
-                    info.error = Some("monitor is gone and left no exit record".into());
-                }
-            },
-            Err(Unreachable::Failed(e)) => return Err(e),
         }
-        Ok(info)
+    }
+
+    /// The policy's restart is due.
+    async fn restart_now(&mut self) {
+        self.restart_at = None;
+        if let Err(e) = self.relaunch().await {
+            warn!(error = %e, "restart failed");
+            self.live.error = Some(format!("restart failed: {e}"));
+            self.restart.pending = None;
+            self.save_restart();
+        }
+    }
+
+    /// Runs the exited container again: the old monitor releases its
+    /// resources, a new one starts from the same bundle and log. The
+    /// pending restart is cleared only once it runs, so a contd killed in
+    /// between takes it up again.
+    async fn relaunch(&mut self) -> Result<(), Error> {
+        self.release_monitor().await?;
+        for f in ["exit", "log-status"] {
+            match std::fs::remove_file(self.dir.join(f)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::internal(format!("remove {f}: {e}"))),
+            }
+        }
+        self.launch().await?;
+        self.start_created().await?;
+        if self.restart.pending.take().is_some() {
+            self.save_restart();
+        }
+        Ok(())
+    }
+
+    /// Releases the exited container's monitor (it removes the cgroup and
+    /// its socket); if the monitor is gone, removes the cgroup here.
+    async fn release_monitor(&mut self) -> Result<(), Error> {
+        if let Some(link) = self.link.take() {
+            self.link_rx = None;
+            match link.call(MReq::Release).await {
+                Ok(_) | Err(Unreachable::Gone) => {}
+                Err(Unreachable::Failed(e)) => {
+                    self.link = Some(link);
+                    return Err(e);
+                }
+            }
+        } else {
+            match link::request(&self.dir, &MReq::Release, Some(link::REQUEST_TIMEOUT)).await {
+                Ok(_) | Err(Unreachable::Gone) => {}
+                Err(Unreachable::Failed(e)) => return Err(e),
+            }
+        }
+        let cg = self.exists()?.cgroup_path.clone();
+        let removed = tokio::task::spawn_blocking(move || runtime_core::remove_cgroup(&cg))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?;
+        removed.map_err(|e| Error::internal(e.to_string()))
+    }
+
+    /// Marks the container stopped through the api: its policy holds off
+    /// until the next start, and a pending restart is cancelled.
+    fn stopped_by_user(&mut self) {
+        self.restart.stopped = true;
+        self.restart.pending = None;
+        self.restart_at = None;
+        self.save_restart();
+    }
+
+    async fn kill(&mut self, signal: i32) -> Result<(), Error> {
+        self.exists()?;
+        if !(1..=64).contains(&signal) {
+            return Err(Error::invalid(format!("invalid signal {signal}")));
+        }
+        if self.live.status == Some(Status::Exited) {
+            return Err(Error::conflict(format!(
+                "container {} is not running",
+                self.name
+            )));
+        }
+        self.stopped_by_user();
+        self.simple(MReq::Signal { signal }).await
+    }
+
+    async fn stop(&mut self, grace: Duration, reply: Reply<()>) {
+        if let Err(e) = self.exists() {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        self.stopped_by_user();
+        if self.live.status == Some(Status::Exited) || self.link.is_none() {
+            let _ = reply.send(Ok(()));
+            return;
+        }
+        let timeout_ms = grace.as_millis().min(u64::MAX as u128) as u64;
+        let version = self.link.as_ref().map_or(0, |l| l.version);
+        let r = if version >= 4 {
+            // The monitor keeps the deadline: a contd that dies now still
+            // ends in SIGKILL.
+            self.simple(MReq::Terminate {
+                signal: libc::SIGTERM,
+                timeout_ms,
+            })
+            .await
+        } else if version >= 2 {
+            let dir = self.dir.clone();
+            tokio::spawn(async move {
+                let req = MReq::Stop {
+                    signal: libc::SIGTERM,
+                    timeout_ms,
+                };
+                let _ = link::request(&dir, &req, None).await;
+            });
+            Ok(())
+        } else {
+            let r = self
+                .simple(MReq::Signal {
+                    signal: libc::SIGTERM,
+                })
+                .await;
+            let dir = self.dir.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                let req = MReq::Signal {
+                    signal: libc::SIGKILL,
+                };
+                let _ = link::request(&dir, &req, Some(link::REQUEST_TIMEOUT)).await;
+            });
+            r
+        };
+        match r {
+            Ok(()) => self.stoppers.push(reply),
+            // It exited in between: stopped.
+            Err(e) if e.kind == proto::ErrorKind::Conflict => {
+                let _ = reply.send(Ok(()));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    async fn pause(&mut self, pause: bool) -> Result<(), Error> {
+        self.exists()?;
+        let want = if pause {
+            Status::Running
+        } else {
+            Status::Paused
+        };
+        if self.live.status != Some(want) {
+            return Err(Error::conflict(format!(
+                "container {} is {}, not {}",
+                self.name,
+                self.live.status.unwrap_or(Status::Exited).as_str(),
+                want.as_str()
+            )));
+        }
+        self.simple(if pause { MReq::Pause } else { MReq::Resume })
+            .await?;
+        self.live.status = Some(if pause {
+            Status::Paused
+        } else {
+            Status::Running
+        });
+        Ok(())
+    }
+
+    async fn top(&mut self) -> Result<Vec<Process>, Error> {
+        let meta = self.exists()?;
+        if self.live.status == Some(Status::Exited) {
+            return Err(Error::conflict(format!(
+                "container {} is not running",
+                self.name
+            )));
+        }
+        let cg = meta.cgroup_path.clone();
+        let pids = if self.link.as_ref().is_some_and(|l| l.version >= 4) {
+            match self.monitor(MReq::Pids).await? {
+                MResp::Pids(p) => p,
+                other => {
+                    return Err(Error::internal(format!(
+                        "unexpected monitor answer {other:?}"
+                    )))
+                }
+            }
+        } else {
+            tokio::task::spawn_blocking(move || runtime_core::cgroup_procs(&cg))
+                .await
+                .map_err(|e| Error::internal(e.to_string()))?
+        };
+        tokio::task::spawn_blocking(move || crate::top::processes(&pids))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))
+    }
+
+    /// How the log writer fares: from the monitor, or, once it is gone,
+    /// from the status it left at exit (none left: nothing went wrong).
+    async fn log_status(&mut self) -> Result<LogStatus, Error> {
+        self.exists()?;
+        if self.link.is_some() {
+            match self.monitor(MReq::LogStatus).await {
+                Ok(MResp::LogStatus(st)) => return Ok(st),
+                Ok(other) => {
+                    return Err(Error::internal(format!(
+                        "unexpected monitor answer {other:?}"
+                    )))
+                }
+                Err(e) if e.kind == proto::ErrorKind::Conflict => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let file = self.dir.join("log-status");
+        match tokio::fs::read(&file).await {
+            Ok(data) => serde_json::from_slice(&data)
+                .map_err(|e| Error::internal(format!("{}: {e}", file.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LogStatus::default()),
+            Err(e) => Err(Error::internal(format!("read log status: {e}"))),
+        }
+    }
+
+    /// Waits (here, holding off other requests) for the exit a SIGKILL
+    /// brings.
+    async fn await_exit(&mut self) -> Result<(), Error> {
+        let deadline = tokio::time::Instant::now() + KILL_WAIT;
+        while self.live.status != Some(Status::Exited) {
+            match tokio::time::timeout_at(deadline, next_link_event(&mut self.link_rx)).await {
+                Ok(ev) => self.on_link(ev).await,
+                Err(_) => return Err(Error::internal("container did not die after SIGKILL")),
+            }
+        }
+        Ok(())
     }
 
     async fn remove(&mut self, force: bool) -> Result<(), Error> {
-        let info = self.inspect().await?;
-        if info.status != Status::Exited {
+        self.exists()?;
+        if self.live.status != Some(Status::Exited) {
             if !force {
                 return Err(Error::conflict(format!(
                     "container {} is {}: stop it first or force the removal",
                     self.name,
-                    info.status.as_str()
+                    self.live.status.unwrap_or(Status::Exited).as_str()
                 )));
             }
-            match self
-                .simple(MReq::Signal {
+            self.stopped_by_user();
+            let version = self.link.as_ref().map_or(0, |l| l.version);
+            let req = if version >= 4 {
+                MReq::Terminate {
                     signal: libc::SIGKILL,
-                })
-                .await
-            {
+                    timeout_ms: 0,
+                }
+            } else {
+                MReq::Signal {
+                    signal: libc::SIGKILL,
+                }
+            };
+            match self.simple(req).await {
                 Ok(()) => {}
                 Err(e) if e.kind == proto::ErrorKind::Conflict => {}
                 Err(e) => return Err(e),
             }
-            tokio::time::timeout(Duration::from_secs(30), wait_exit(self.dir.clone()))
-                .await
-                .map_err(|_| Error::internal("container did not die after SIGKILL"))??;
+            self.await_exit().await?;
         }
-        match monitor_client::request(&self.dir, &MReq::Release, Some(REQUEST_TIMEOUT)).await {
-            Ok(_) | Err(Unreachable::Gone) => {}
-            Err(Unreachable::Failed(e)) => return Err(e),
-        }
-        // The monitor removes the cgroup on release; if it was gone, do it here.
-        if let Some(meta) = &self.meta {
-            let cg = meta.cgroup_path.clone();
-            let removed = tokio::task::spawn_blocking(move || runtime_core::remove_cgroup(&cg))
-                .await
-                .map_err(|e| Error::internal(e.to_string()))?;
-            if let Err(e) = removed {
-                warn!(error = %e, "cgroup not removed");
-                return Err(Error::internal(e.to_string()));
-            }
-        }
+        self.restart_at = None;
+        self.release_monitor().await?;
         tokio::fs::remove_dir_all(&self.dir)
             .await
             .map_err(|e| Error::internal(format!("remove {}: {e}", self.dir.display())))?;
+        crate::logs::remove(
+            &self.log_path,
+            self.config.keep_logs,
+            self.exists()?.created_at,
+        );
         info!("removed");
+        self.publish(EventKind::Removed);
         Ok(())
     }
 }

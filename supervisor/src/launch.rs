@@ -18,6 +18,7 @@ pub(crate) async fn launch(
     id: &str,
     config: &crate::Config,
     stdin: bool,
+    terminal: bool,
 ) -> Result<(i32, i32), Error> {
     let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Error::internal(format!("create sync pipe: {e}")))?;
@@ -34,6 +35,9 @@ pub(crate) async fn launch(
         .args(["--sync-fd", "3"]);
     if stdin {
         cmd.arg("--stdin");
+    }
+    if terminal {
+        cmd.arg("--terminal");
     }
     if let Some(l) = config.monitor_linger {
         cmd.arg("--linger").arg(l.as_secs().to_string());

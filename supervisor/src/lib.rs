@@ -10,30 +10,47 @@
 //! # Layout
 //!
 //! - `registry`: the supervisor actor, `(ns, name) → ContainerHandle`.
-//! - `container`: one actor per container.
-//! - `monitor_client`: requests to a monitor's socket.
+//! - `container`: one actor per container: its live link, its state, its
+//!   restart policy.
+//! - `link`: connections to a monitor, and the live link.
+//! - `events`: the events broadcast and [`EventStream`].
+//! - `restart`: restart policies and their state on disk.
+//! - `logs`: reading logs back ([`LogStream`]).
+//! - `session`: attach and exec ([`Session`]).
+//! - `top`: a container's processes from `/proc`.
 //! - `launch`: starting a monitor.
 //! - `spec`: request validation and the secure `config.json`.
-//! - `api`: the api socket server.
+//! - `api`: the api socket server: frames to handle calls and back.
 //! - `error`: [`Error`].
 
 mod api;
 mod container;
 mod error;
+mod events;
 mod launch;
-mod monitor_client;
+mod link;
+mod logs;
 mod registry;
+mod restart;
+mod session;
 mod spec;
+mod top;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use proto::api::{ContainerInfo, CreateRequest};
-use proto::ExitRecord;
+use proto::api::{
+    ContainerConfig, ContainerDetails, Event, EventFilter, EventKind, ExecRequest, LogOptions,
+    LogStatus, Process, Stats,
+};
+use proto::{ExitRecord, Resources, Status};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 pub use error::Error;
+pub use events::EventStream;
+pub use logs::{LogChunk, LogStream};
+pub use session::{Session, SessionInput, SessionOutput, SessionReader, SessionWriter};
 
 use registry::Registry;
 
@@ -60,6 +77,9 @@ pub struct Config {
     pub log_max_size: u64,
     /// Log files kept per container, the live one included (at least 1).
     pub log_max_files: u32,
+    /// On removal, move a container's log files aside (to
+    /// `<log_dir>/<ns>/.removed/<name>-<created>/`) instead of deleting them.
+    pub keep_logs: bool,
 }
 
 impl Default for Config {
@@ -77,6 +97,7 @@ impl Default for Config {
             monitor_linger: None,
             log_max_size: 0,
             log_max_files: 1,
+            keep_logs: false,
         }
     }
 }
@@ -94,6 +115,7 @@ pub struct Supervisor {
 #[derive(Clone, Debug)]
 pub struct SupervisorHandle {
     registry: Registry,
+    bus: events::Bus,
 }
 
 /// Beside the namespaces in the state dir (no namespace name starts with
@@ -156,8 +178,9 @@ impl Supervisor {
                 .map_err(|e| Error::internal(format!("create {}: {e}", parent.display())))?;
         }
         let adopted = scan(&config);
-        let registry = Registry::spawn(config.clone(), adopted);
-        let handle = SupervisorHandle { registry };
+        let bus = events::Bus::new();
+        let registry = Registry::spawn(config.clone(), bus.clone(), adopted);
+        let handle = SupervisorHandle { registry, bus };
         let listener = api::bind(&config.socket).await?;
         let (shutdown, rx) = watch::channel(false);
         let server = tokio::spawn(api::serve(listener, handle.clone(), rx));
@@ -184,43 +207,36 @@ impl Supervisor {
 }
 
 impl SupervisorHandle {
-    /// Creates a container (and starts it when `req.start`).
+    /// Creates a container (and starts it when `config.start`).
     ///
     /// # Errors
-    /// Invalid request, name taken, or creation failure (nothing is left).
-    pub async fn create(&self, req: CreateRequest) -> Result<ContainerInfo, Error> {
-        self.create_interactive(req, proto::api::Interactive::default())
-            .await
+    /// An invalid field (named), the name taken, or a creation failure
+    /// (nothing is left).
+    pub async fn create(&self, config: ContainerConfig) -> Result<ContainerDetails, Error> {
+        proto::validate_name("namespace", &config.ns)?;
+        proto::validate_name("name", &config.name)?;
+        let (ns, name) = (config.ns.clone(), config.name.clone());
+        let h = self.registry.reserve(&ns, &name).await?;
+        match h.create(config).await {
+            Ok(d) => Ok(d),
+            Err(e) => {
+                // Created but failed to start: it exists, keep it for
+                // inspection.
+                if h.inspect().await.is_err() {
+                    self.registry.forget(&ns, &name).await;
+                }
+                Err(e)
+            }
+        }
     }
 
-    /// Creates a container with a terminal and/or stdin.
+    /// Creates and starts a container (`create` with `start` set).
     ///
     /// # Errors
-    /// As [`create`](Self::create), and a terminal size of zero.
-    pub async fn create_interactive(
-        &self,
-        req: CreateRequest,
-        interactive: proto::api::Interactive,
-    ) -> Result<ContainerInfo, Error> {
-        if interactive.tty.is_some_and(|(r, c)| r == 0 || c == 0) {
-            return Err(Error::new(
-                proto::ErrorKind::InvalidArgument,
-                "terminal size must be at least 1x1",
-            ));
-        }
-        proto::validate_name("namespace", &req.ns)?;
-        proto::validate_name("name", &req.name)?;
-        let (ns, name) = (req.ns.clone(), req.name.clone());
-        let h = self.registry.reserve(&ns, &name).await?;
-        let r = h.create(req, interactive).await;
-        if let Err(e) = &r {
-            // Created but failed to start: it exists, keep it for inspection.
-            if h.inspect().await.is_err() {
-                self.registry.forget(&ns, &name).await;
-            }
-            return Err(e.clone());
-        }
-        r
+    /// As [`create`](Self::create).
+    pub async fn run(&self, mut config: ContainerConfig) -> Result<ContainerDetails, Error> {
+        config.start = true;
+        self.create(config).await
     }
 
     async fn get(&self, ns: &str, name: &str) -> Result<container::ContainerHandle, Error> {
@@ -229,46 +245,65 @@ impl SupervisorHandle {
         self.registry.get(ns, name).await
     }
 
-    /// Starts a created container.
+    /// Starts a created container, or runs an exited one again (a new
+    /// monitor, the same name, log and limits); a running one is left as
+    /// it is.
     ///
     /// # Errors
-    /// Unknown container, or not in `created` state.
-    pub async fn start_container(&self, ns: &str, name: &str) -> Result<(), Error> {
+    /// Unknown container, paused, or the start failed.
+    pub async fn start(&self, ns: &str, name: &str) -> Result<(), Error> {
         self.get(ns, name).await?.start().await
     }
 
     /// Reports one container.
     ///
     /// # Errors
-    /// Unknown container, or its monitor does not answer.
-    pub async fn inspect(&self, ns: &str, name: &str) -> Result<ContainerInfo, Error> {
+    /// Unknown container.
+    pub async fn inspect(&self, ns: &str, name: &str) -> Result<ContainerDetails, Error> {
         self.get(ns, name).await?.inspect().await
     }
 
-    /// Reports the containers of `ns`, or of every namespace.
+    /// Reports the containers of `ns`, or of every namespace, by name.
     ///
     /// # Errors
     /// Invalid namespace.
-    pub async fn list(&self, ns: Option<&str>) -> Result<Vec<ContainerInfo>, Error> {
+    pub async fn list(&self, ns: Option<&str>) -> Result<Vec<ContainerDetails>, Error> {
         if let Some(ns) = ns {
             proto::validate_name("namespace", ns)?;
         }
         let handles = self.registry.list(ns.map(str::to_string)).await?;
-        let tasks: Vec<_> = handles
-            .into_iter()
-            .map(|h| tokio::spawn(async move { h.inspect().await }))
-            .collect();
-        let mut out = Vec::new();
-        for t in tasks {
-            // A container removed meanwhile simply drops out of the list.
-            if let Ok(Ok(info)) = t.await {
-                out.push(info);
+        let mut out = Vec::with_capacity(handles.len());
+        for (_, h) in handles {
+            match h.inspect().await {
+                Ok(d) => out.push(d),
+                // Removed meanwhile: no longer listed.
+                Err(e) if e.kind == proto::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(out)
     }
 
-    /// SIGTERM, `grace`, SIGKILL.
+    /// The namespaces that hold containers, sorted.
+    ///
+    /// # Errors
+    /// The supervisor is shutting down.
+    pub async fn namespaces(&self) -> Result<Vec<String>, Error> {
+        let mut v: Vec<String> = self
+            .registry
+            .list(None)
+            .await?
+            .into_iter()
+            .map(|((ns, _), _)| ns)
+            .collect();
+        v.dedup();
+        Ok(v)
+    }
+
+    /// SIGTERM, then SIGKILL after `grace` (the monitor keeps the deadline,
+    /// so a contd that dies meanwhile still ends in SIGKILL); returns once
+    /// the container has exited. Holds off its restart policy until the
+    /// next start.
     ///
     /// # Errors
     /// Unknown container or signalling failure.
@@ -276,7 +311,8 @@ impl SupervisorHandle {
         self.get(ns, name).await?.stop(grace).await
     }
 
-    /// Sends a signal to init.
+    /// Sends a signal to init; holds off the restart policy until the next
+    /// start.
     ///
     /// # Errors
     /// Unknown container, invalid signal, or the container has exited.
@@ -284,18 +320,65 @@ impl SupervisorHandle {
         self.get(ns, name).await?.kill(signal).await
     }
 
-    /// Waits for init to exit.
+    /// Freezes every process of a running container.
     ///
     /// # Errors
-    /// Unknown container, or the exit cannot be known.
-    pub async fn wait(&self, ns: &str, name: &str) -> Result<ExitRecord, Error> {
-        let h = self.get(ns, name).await?;
-        h.wait(None)
-            .await?
-            .ok_or_else(|| Error::internal("wait ended without an exit"))
+    /// Unknown container, not running, or the freezer fails.
+    pub async fn pause(&self, ns: &str, name: &str) -> Result<(), Error> {
+        self.get(ns, name).await?.pause(true).await
     }
 
-    /// Releases every resource of the container; its log stays.
+    /// Thaws a paused container.
+    ///
+    /// # Errors
+    /// Unknown container, not paused, or the freezer fails.
+    pub async fn resume(&self, ns: &str, name: &str) -> Result<(), Error> {
+        self.get(ns, name).await?.pause(false).await
+    }
+
+    /// The container's processes: pid, parent, user, cpu time, command.
+    ///
+    /// # Errors
+    /// Unknown container, or not running.
+    pub async fn top(&self, ns: &str, name: &str) -> Result<Vec<Process>, Error> {
+        self.get(ns, name).await?.top().await
+    }
+
+    /// Changes the memory, cpu or pids limits of a running container.
+    ///
+    /// # Errors
+    /// An invalid limit (named), unknown container, not running, or the
+    /// kernel refuses a value.
+    pub async fn update(&self, ns: &str, name: &str, resources: Resources) -> Result<(), Error> {
+        self.get(ns, name).await?.update(resources).await
+    }
+
+    /// Resource usage.
+    ///
+    /// # Errors
+    /// Unknown container, or it has exited.
+    pub async fn stats(&self, ns: &str, name: &str) -> Result<Stats, Error> {
+        self.get(ns, name).await?.stats().await
+    }
+
+    /// Resizes the container's terminal.
+    ///
+    /// # Errors
+    /// Unknown container, no terminal, or exited.
+    pub async fn resize(&self, ns: &str, name: &str, rows: u16, cols: u16) -> Result<(), Error> {
+        self.get(ns, name).await?.resize(rows, cols).await
+    }
+
+    /// Waits for init to exit and reports how.
+    ///
+    /// # Errors
+    /// Unknown container, or the exit cannot be known (monitor lost).
+    pub async fn wait(&self, ns: &str, name: &str) -> Result<ExitRecord, Error> {
+        self.get(ns, name).await?.wait().await
+    }
+
+    /// Releases every resource of the container and removes its log
+    /// files (or moves them aside, [`Config::keep_logs`]).
     ///
     /// # Errors
     /// Unknown container, running without `force`, or a resource that
@@ -307,73 +390,106 @@ impl SupervisorHandle {
         Ok(())
     }
 
-    /// The container's state dir (where its `monitor.sock` is).
+    /// The container's log: tail, since, follow.
     ///
     /// # Errors
     /// Unknown container.
-    pub async fn container_dir(&self, ns: &str, name: &str) -> Result<PathBuf, Error> {
-        Ok(self.get(ns, name).await?.dir.clone())
+    pub async fn logs(&self, ns: &str, name: &str, opts: LogOptions) -> Result<LogStream, Error> {
+        let h = self.get(ns, name).await?;
+        // Subscribed first: an exit between the look and the follow is
+        // not missed.
+        let exits = self.bus.subscribe();
+        let d = h.inspect().await?;
+        let running = d.status != Status::Exited;
+        Ok(logs::stream(
+            h.log_path.clone(),
+            opts,
+            running,
+            exits,
+            (ns.to_string(), name.to_string()),
+        ))
     }
 
-    /// One request to the container's monitor, for requests that need no
-    /// actor state (resize, stats).
-    ///
-    /// # Errors
-    /// Unknown container, monitor gone or refusing.
-    pub async fn monitor_call(
-        &self,
-        ns: &str,
-        name: &str,
-        req: proto::monitor::Request,
-    ) -> Result<proto::monitor::Response, Error> {
-        let dir = self.container_dir(ns, name).await?;
-        match monitor_client::request(&dir, &req, Some(monitor_client::REQUEST_TIMEOUT)).await {
-            Ok(r) => Ok(r),
-            Err(monitor_client::Unreachable::Gone) => {
-                Err(Error::conflict(format!("container {name} has exited")))
-            }
-            Err(monitor_client::Unreachable::Failed(e)) => Err(e),
-        }
-    }
-
-    /// How the container's log writer fares: from its monitor, or, once the
-    /// monitor is gone, from the status it left at exit (none left: nothing
-    /// went wrong).
+    /// How the container's log writer fares (dropped output, errors).
     ///
     /// # Errors
     /// Unknown container; a monitor too old to tell (protocol < 3).
-    pub async fn log_status(
+    pub async fn log_status(&self, ns: &str, name: &str) -> Result<LogStatus, Error> {
+        self.get(ns, name).await?.log_status().await
+    }
+
+    /// Attaches to the container's terminal or output (`stdin`: also its
+    /// input); `detach_keys` `None` for ctrl-p ctrl-q, empty for none.
+    ///
+    /// # Errors
+    /// Unknown container, exited, or its monitor too old (protocol < 2).
+    pub async fn attach(
         &self,
         ns: &str,
         name: &str,
-    ) -> Result<proto::monitor::LogStatus, Error> {
-        let dir = self.container_dir(ns, name).await?;
-        let req = proto::monitor::Request::LogStatus;
-        match monitor_client::request(&dir, &req, Some(monitor_client::REQUEST_TIMEOUT)).await {
-            Ok(proto::monitor::Response::LogStatus(st)) => Ok(st),
-            Ok(other) => Err(Error::internal(format!(
-                "unexpected monitor answer {other:?}"
-            ))),
-            Err(monitor_client::Unreachable::Gone) => {
-                match tokio::fs::read(dir.join("log-status")).await {
-                    Ok(data) => serde_json::from_slice(&data).map_err(|e| {
-                        Error::internal(format!("{}: {e}", dir.join("log-status").display()))
-                    }),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        Ok(proto::monitor::LogStatus::default())
-                    }
-                    Err(e) => Err(Error::internal(format!("read log status: {e}"))),
-                }
-            }
-            Err(monitor_client::Unreachable::Failed(e)) => Err(e),
+        stdin: bool,
+        detach_keys: Option<Vec<u8>>,
+    ) -> Result<Session, Error> {
+        let t = self.get(ns, name).await?.target().await?;
+        if t.status == Status::Exited {
+            return Err(Error::conflict(format!("container {name} has exited")));
         }
+        let first = proto::monitor::Request::Attach { stdin, detach_keys };
+        Session::open(&t.dir, name, first).await
     }
 
-    /// The path of the container's log file.
+    /// Runs an extra process in the running container.
     ///
     /// # Errors
-    /// Unknown container.
-    pub async fn log_path(&self, ns: &str, name: &str) -> Result<PathBuf, Error> {
-        Ok(self.get(ns, name).await?.log_path.clone())
+    /// Unknown container, not running, or its monitor too old.
+    pub async fn exec(&self, ns: &str, name: &str, exec: ExecRequest) -> Result<Session, Error> {
+        let t = self.get(ns, name).await?.target().await?;
+        if t.status == Status::Exited {
+            return Err(Error::conflict(format!("container {name} is not running")));
+        }
+        Session::open(&t.dir, name, Session::exec_request(exec)).await
+    }
+
+    /// Subscribes to events that pass `filter`, starting with one event per
+    /// existing container telling its current state when `filter.replay`.
+    ///
+    /// # Errors
+    /// An invalid filter.
+    pub async fn events(&self, filter: EventFilter) -> Result<EventStream, Error> {
+        events::check_filter(&filter)?;
+        let rx = self.bus.subscribe();
+        let mut replay = std::collections::VecDeque::new();
+        if filter.replay {
+            for d in self.list(filter.ns.as_deref()).await? {
+                let kind = match d.status {
+                    Status::Created => EventKind::Created,
+                    Status::Running => EventKind::Started,
+                    Status::Paused => EventKind::Paused,
+                    Status::Exited => match &d.exit {
+                        Some(r) => EventKind::Exited {
+                            code: r.code,
+                            signal: r.signal,
+                            oom_killed: r.oom_killed,
+                        },
+                        None => EventKind::MonitorLost,
+                    },
+                };
+                let e = Event {
+                    time: proto::time::now_nanos(),
+                    ns: d.ns,
+                    name: d.name,
+                    kind,
+                };
+                if filter.matches(&e) {
+                    replay.push_back(e);
+                }
+            }
+        }
+        Ok(EventStream {
+            replay,
+            rx,
+            filter,
+            dropped: false,
+        })
     }
 }

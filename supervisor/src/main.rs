@@ -37,6 +37,10 @@ struct Cli {
     /// Log files kept per container, the live one included.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     log_max_files: u32,
+    /// On `rm`, move a container's log files aside (to
+    /// <log-dir>/<ns>/.removed/<name>-<created>/) instead of deleting them.
+    #[arg(long)]
+    keep_logs: bool,
 }
 
 fn main() -> ExitCode {
@@ -66,6 +70,7 @@ fn run() -> anyhow::Result<()> {
         monitor_linger: cli.monitor_linger.map(std::time::Duration::from_secs),
         log_max_size: cli.log_max_size,
         log_max_files: cli.log_max_files,
+        keep_logs: cli.keep_logs,
         ..Config::default()
     };
     if let Some(m) = cli.monitor {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::container::ContainerHandle;
+use crate::events::Bus;
 use crate::spec::Meta;
 use crate::{Config, Error};
 
@@ -21,7 +22,7 @@ enum Msg {
     },
     List {
         ns: Option<String>,
-        reply: oneshot::Sender<Vec<ContainerHandle>>,
+        reply: oneshot::Sender<Vec<(Key, ContainerHandle)>>,
     },
     Forget {
         key: Key,
@@ -37,24 +38,26 @@ pub(crate) struct Registry {
 struct RegistryActor {
     rx: mpsc::Receiver<Msg>,
     config: Config,
+    bus: Bus,
     containers: BTreeMap<Key, ContainerHandle>,
 }
 
 impl Registry {
     /// Starts the registry with the containers found on disk.
-    pub(crate) fn spawn(config: Config, adopted: Vec<Meta>) -> Self {
+    pub(crate) fn spawn(config: Config, bus: Bus, adopted: Vec<Meta>) -> Self {
         let (tx, rx) = mpsc::channel(64);
         let containers = adopted
             .into_iter()
             .map(|m| {
                 let key = (m.ns.clone(), m.name.clone());
-                let h = ContainerHandle::spawn(&config, &key.0, &key.1, Some(m));
+                let h = ContainerHandle::spawn(&config, &bus, &key.0, &key.1, Some(m));
                 (key, h)
             })
             .collect();
         let actor = RegistryActor {
             rx,
             config,
+            bus,
             containers,
         };
         tokio::spawn(actor.run());
@@ -86,7 +89,10 @@ impl Registry {
     }
 
     /// Containers of one namespace, or all.
-    pub(crate) async fn list(&self, ns: Option<String>) -> Result<Vec<ContainerHandle>, Error> {
+    pub(crate) async fn list(
+        &self,
+        ns: Option<String>,
+    ) -> Result<Vec<((String, String), ContainerHandle)>, Error> {
         self.ask(|reply| Msg::List { ns, reply }).await
     }
 
@@ -111,7 +117,8 @@ impl RegistryActor {
                             ),
                         ))
                     } else {
-                        let h = ContainerHandle::spawn(&self.config, &key.0, &key.1, None);
+                        let h =
+                            ContainerHandle::spawn(&self.config, &self.bus, &key.0, &key.1, None);
                         self.containers.insert(key, h.clone());
                         Ok(h)
                     };
@@ -125,7 +132,7 @@ impl RegistryActor {
                         .containers
                         .iter()
                         .filter(|((n, _), _)| ns.as_ref().is_none_or(|want| want == n))
-                        .map(|(_, h)| h.clone())
+                        .map(|(k, h)| (k.clone(), h.clone()))
                         .collect();
                     let _ = reply.send(v);
                 }

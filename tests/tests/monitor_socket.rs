@@ -63,6 +63,10 @@ impl Mon {
             .arg(&log)
             .args(["--id", "m", "--sync-fd", "3"])
             .args(extra);
+        // contd says when its spec asks for a terminal.
+        if spec["process"]["terminal"] == true {
+            cmd.arg("--terminal");
+        }
         // SAFETY: dup2 only, between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
