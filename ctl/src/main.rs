@@ -760,10 +760,7 @@ fn events(
                     Format::Json => format!("{}\n", output::event_json(&e)),
                     Format::Table => output::event_line(&e),
                 };
-                match output::print(&line) {
-                    Ok(()) => {}
-                    Err(e) => return Err(e),
-                }
+                output::print(&line)?;
             }
             other => return Err(unexpected(&other)),
         }

@@ -581,13 +581,14 @@ impl Monitor {
         }
     }
 
-    /// Sends a frame to every attached client; one that falls too far
-    /// behind is cut off rather than ever slowing the container.
-    fn broadcast(&mut self, msg: &Response) {
+    /// Sends a frame to every client `to` picks (the attached ones, the
+    /// subscribed ones); one that falls too far behind is cut off rather
+    /// than ever slowing the container.
+    fn broadcast(&mut self, msg: &Response, to: fn(&Client) -> bool) {
         let Ok(frame) = proto::encode_frame(msg) else {
             return;
         };
-        for c in self.clients.iter_mut().filter(|c| c.attached && !c.dead) {
+        for c in self.clients.iter_mut().filter(|c| to(c) && !c.dead) {
             if c.wbuf.len() + frame.len() > MAX_ATTACH_QUEUE {
                 c.dead = true;
                 continue;
@@ -663,16 +664,7 @@ impl Monitor {
     /// Pushes an event to the subscribed connections (the supervisor's
     /// live link); one that has fallen too far behind is cut off.
     fn publish(&mut self, ev: MonitorEvent) {
-        let Ok(frame) = proto::encode_frame(&Response::Event(ev)) else {
-            return;
-        };
-        for c in self.clients.iter_mut().filter(|c| c.subscribed && !c.dead) {
-            if c.wbuf.len() + frame.len() > MAX_ATTACH_QUEUE {
-                c.dead = true;
-                continue;
-            }
-            c.wbuf.extend_from_slice(&frame);
-        }
+        self.broadcast(&Response::Event(ev), |c| c.subscribed);
     }
 
     fn read_oom_event(&mut self) {
@@ -737,10 +729,13 @@ impl Monitor {
                     self.log.feed(stream, &buf[..n]);
                     // No copy, no frame for nobody: this is the log's path.
                     if self.clients.iter().any(|c| c.attached) {
-                        self.broadcast(&Response::Output {
-                            stream,
-                            data: buf[..n].to_vec(),
-                        });
+                        self.broadcast(
+                            &Response::Output {
+                                stream,
+                                data: buf[..n].to_vec(),
+                            },
+                            |c| c.attached,
+                        );
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

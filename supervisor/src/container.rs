@@ -24,10 +24,7 @@ type Reply<T> = oneshot::Sender<Result<T, Error>>;
 const KILL_WAIT: Duration = Duration::from_secs(30);
 
 enum Msg {
-    Create {
-        config: Box<ContainerConfig>,
-        reply: Reply<ContainerDetails>,
-    },
+    Create(Box<ContainerConfig>, Reply<ContainerDetails>),
     Start(Reply<()>),
     Inspect(Reply<ContainerDetails>),
     Kill(i32, Reply<()>),
@@ -140,16 +137,7 @@ impl ContainerHandle {
     }
 
     pub(crate) async fn create(&self, config: ContainerConfig) -> Result<ContainerDetails, Error> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Msg::Create {
-                config: Box::new(config),
-                reply,
-            })
-            .await
-            .map_err(|_| Error::internal("container actor is gone"))?;
-        rx.await
-            .map_err(|_| Error::internal("container actor dropped the request"))?
+        call!(self, Create, Box::new(config))
     }
     pub(crate) async fn start(&self) -> Result<(), Error> {
         call!(self, Start)
@@ -419,7 +407,7 @@ impl ContainerActor {
     /// Handles one message; `true` when the actor is done (removed).
     async fn handle(&mut self, msg: Msg) -> bool {
         match msg {
-            Msg::Create { config, reply } => {
+            Msg::Create(config, reply) => {
                 let r = self.create(*config).await;
                 let _ = reply.send(r);
             }
@@ -435,11 +423,12 @@ impl ContainerActor {
                 let _ = reply.send(r);
             }
             Msg::Stop(grace, reply) => self.stop(grace, reply).await,
-            Msg::Wait(reply) => match (&self.live.status, &self.live.exit, &self.live.error) {
-                (_, _, Some(e)) if self.link.is_none() && self.live.exit.is_none() => {
+            Msg::Wait(reply) => match (&self.live.exit, &self.live.error) {
+                // The monitor is gone and left no record: nothing to wait for.
+                (None, Some(e)) if self.link.is_none() => {
                     let _ = reply.send(Err(Error::internal(e.clone())));
                 }
-                (Some(Status::Exited), Some(rec), _) => {
+                (Some(rec), _) if self.live.status == Some(Status::Exited) => {
                     let _ = reply.send(Ok(rec.clone()));
                 }
                 _ if self.meta.is_none() => {

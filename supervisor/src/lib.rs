@@ -447,7 +447,7 @@ impl SupervisorHandle {
         if t.status == Status::Exited {
             return Err(Error::conflict(format!("container {name} is not running")));
         }
-        Session::open(&t.dir, name, Session::exec_request(exec)).await
+        Session::open(&t.dir, name, proto::monitor::Request::Exec(exec)).await
     }
 
     /// Subscribes to events that pass `filter`, starting with one event per

@@ -1,7 +1,7 @@
 //! Attach and exec sessions: a connection of their own to the container's
 //! monitor, owned by the caller, with typed frames both ways.
 
-use proto::api::{ExecRequest, Stream};
+use proto::api::Stream;
 use proto::asynch::{read_frame, write_frame};
 use proto::monitor::{Request as MReq, Response as MResp};
 use proto::ExitRecord;
@@ -123,11 +123,6 @@ impl Session {
             },
             writer: SessionWriter { wr },
         })
-    }
-
-    /// An exec request's session.
-    pub(crate) fn exec_request(exec: ExecRequest) -> MReq {
-        MReq::Exec(exec)
     }
 
     /// The two halves.
