@@ -96,7 +96,14 @@ pub(crate) fn pivot_root(new_root: &CStr, put_old: &CStr) -> io::Result<()> {
     Ok(())
 }
 
-/// `openat2(dirfd, path, {flags, mode, resolve})`.
+/// How often an `openat2` that met a concurrent rename or mount
+/// (`EAGAIN` with `RESOLVE_IN_ROOT`/`RESOLVE_BENEATH`) is tried again.
+const OPENAT2_RETRIES: usize = 64;
+
+/// `openat2(dirfd, path, {flags, mode, resolve})`. The kernel refuses a
+/// scoped lookup with `EAGAIN` when any rename or mount happened on the
+/// host meanwhile (other containers starting): that is retried, as
+/// openat2(2) asks.
 pub(crate) fn openat2(
     dirfd: BorrowedFd<'_>,
     path: &CStr,
@@ -109,17 +116,25 @@ pub(crate) fn openat2(
     how.flags = (flags | libc::O_CLOEXEC) as u64;
     how.mode = mode as u64;
     how.resolve = resolve;
-    // SAFETY: `how` is a valid open_how of the size we pass; the path is a
-    // valid C string and the dirfd is borrowed for the call.
-    let fd = cvt(unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dirfd.as_raw_fd(),
-            path.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    })?;
+    let mut tries = 0;
+    let fd = loop {
+        // SAFETY: `how` is a valid open_how of the size we pass; the path
+        // is a valid C string and the dirfd is borrowed for the call.
+        match cvt(unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dirfd.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        }) {
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && tries < OPENAT2_RETRIES => {
+                tries += 1;
+            }
+            r => break r?,
+        }
+    };
     // SAFETY: a new fd owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
