@@ -38,6 +38,8 @@ pub(crate) struct Handover {
     pub init_pid: i32,
     /// When the container was created, unix nanoseconds.
     pub created_at: i64,
+    /// When it was started (`--start`), unix nanoseconds.
+    pub started_at: Option<i64>,
 }
 
 /// The fd numbers and values passed with `--adopt`.
@@ -51,6 +53,7 @@ pub(crate) struct Adopt {
     pub tty: Option<RawFd>,
     pub init_pid: i32,
     pub created_at: i64,
+    pub started_at: Option<i64>,
 }
 
 impl Adopt {
@@ -65,14 +68,15 @@ impl Adopt {
             tty: raw(&h.tty),
             init_pid: h.init_pid,
             created_at: h.created_at,
+            started_at: h.started_at,
         }
     }
 
-    /// `listener=3,log=4,out=5,err=6,stdin=-,tty=-,pid=42,created=17…`
+    /// `listener=3,log=4,out=5,err=6,stdin=-,tty=-,pid=42,created=17…,started=-`
     pub(crate) fn encode(&self) -> String {
         let fd = |f: Option<RawFd>| f.map_or_else(|| "-".to_string(), |n| n.to_string());
         format!(
-            "listener={},log={},out={},err={},stdin={},tty={},pid={},created={}",
+            "listener={},log={},out={},err={},stdin={},tty={},pid={},created={},started={}",
             self.listener,
             self.log,
             fd(self.out),
@@ -80,7 +84,9 @@ impl Adopt {
             fd(self.stdin),
             fd(self.tty),
             self.init_pid,
-            self.created_at
+            self.created_at,
+            self.started_at
+                .map_or_else(|| "-".to_string(), |t| t.to_string())
         )
     }
 
@@ -116,8 +122,12 @@ impl Adopt {
                 .filter(|p| *p > 0)
                 .ok_or_else(bad)?,
             created_at: get("created")?.parse().map_err(|_| bad())?,
+            started_at: match get("started")? {
+                "-" => None,
+                t => Some(t.parse().map_err(|_| bad())?),
+            },
         };
-        if fields.len() != 8 {
+        if fields.len() != 9 {
             return Err(bad());
         }
         let mut fds = a.fds();
@@ -222,6 +232,7 @@ pub(crate) fn take(a: &Adopt) -> io::Result<Handover> {
         tty: file(a.tty)?,
         init_pid: a.init_pid,
         created_at: a.created_at,
+        started_at: a.started_at,
     };
     Ok(h)
 }
@@ -241,12 +252,14 @@ mod tests {
             tty: None,
             init_pid: 42,
             created_at: 1_700_000_000_123_456_789,
+            started_at: None,
         };
         assert_eq!(Adopt::parse(&a.encode()).unwrap(), a);
         let t = Adopt {
             out: None,
             err: None,
             tty: Some(5),
+            started_at: Some(1_700_000_000_223_456_789),
             ..a
         };
         assert_eq!(Adopt::parse(&t.encode()).unwrap(), t);
@@ -258,12 +271,14 @@ mod tests {
             "",
             "listener=3",
             "listener=3,log=4,out=5,err=6,stdin=-,tty=-,pid=42",
-            "listener=3,log=3,out=5,err=6,stdin=-,tty=-,pid=42,created=1",
-            "listener=1,log=4,out=5,err=6,stdin=-,tty=-,pid=42,created=1",
-            "listener=3,log=4,out=5,err=6,stdin=-,tty=-,pid=0,created=1",
-            "listener=3,log=4,out=x,err=6,stdin=-,tty=-,pid=42,created=1",
-            "listener=3,log=4,out=5,err=6,stdin=-,tty=-,pid=42,created=1,extra=1",
-            "listener=3,log=4,out=5,err=6,stdin=-,tty=-,pid=42,pid=43,created=1",
+            "listener=3,log=3,out=5,err=6,stdin=-,tty=-,pid=42,created=1,started=-",
+            "listener=1,log=4,out=5,err=6,stdin=-,tty=-,pid=42,created=1,started=-",
+            "listener=3,log=4,out=5,err=6,stdin=-,tty=-,pid=0,created=1,started=-",
+            "listener=3,log=4,out=x,err=6,stdin=-,tty=-,pid=42,created=1,started=-",
+            "listener=3,log=4,out=5,err=6,stdin=-,tty=-,pid=42,created=1,started=-,extra=1",
+            "listener=3,log=4,out=5,err=6,stdin=-,tty=-,pid=42,pid=43,created=1,started=-",
+            "listener=3,log=4,out=5,err=6,stdin=-,tty=-,pid=42,created=1",
+            "listener=3,log=4,out=5,err=6,stdin=-,tty=-,pid=42,created=1,started=x",
         ] {
             assert!(Adopt::parse(bad).is_err(), "{bad:?}");
         }

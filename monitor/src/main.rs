@@ -6,12 +6,14 @@
 //! is connected. It is single-threaded: one poll loop, no async runtime.
 //!
 //! Usage: `contd-monitor --state-dir DIR --log-path FILE --id ID --sync-fd N
-//! [--linger SECS] [--stdin] [--terminal] [--log-max-size BYTES]
+//! [--linger SECS] [--stdin] [--terminal] [--start] [--log-max-size BYTES]
 //! [--log-max-files N] [--seccomp-cache DIR]`.
 //! Once the container is created the monitor re-executes itself with
 //! `--adopt FDS` in place of `--sync-fd` (see [`handover`]). With
 //! `--terminal` (contd sets `process.terminal` in the bundle's config.json
 //! and says so) the container gets a pty whose master the monitor holds.
+//! With `--start` the monitor starts the container as soon as it is created
+//! and reports `Ready::Started` (`docker run`: no round trip for the start).
 //! The bundle is `DIR/bundle`; runtime-core keeps its state in `DIR/runtime`.
 //! On fd N the monitor writes one [`proto::monitor::Ready`] frame.
 //! `--log-max-size` rotates the log before it would grow past BYTES (0, the
@@ -58,6 +60,8 @@ pub(crate) struct Args {
     /// `--terminal`: the container has a terminal (contd built the spec
     /// and says so; the monitor does not parse it a second time).
     pub terminal: bool,
+    /// `--start`: start the container right after creating it.
+    pub start: bool,
     /// Rotation of the log (`--log-max-size`, `--log-max-files`).
     pub log_limits: LogLimits,
     /// `--adopt`: the monitor re-executed itself after creating the
@@ -75,6 +79,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut linger = None;
     let mut stdin = false;
     let mut terminal = false;
+    let mut start = false;
     let mut adopt = None;
     let mut seccomp_cache = None;
     let mut log_limits = LogLimits::default();
@@ -85,6 +90,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         }
         if flag == "--terminal" {
             terminal = true;
+            continue;
+        }
+        if flag == "--start" {
+            start = true;
             continue;
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -130,6 +139,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         linger,
         stdin,
         terminal,
+        start,
         log_limits,
         adopt,
         seccomp_cache,
@@ -223,6 +233,11 @@ fn daemon(args: Args, sync: OwnedFd) -> Result<(), ()> {
         let _ = nix::unistd::dup2_stdin(&null);
         let _ = nix::unistd::dup2_stdout(&null);
         let _ = nix::unistd::dup2_stderr(&null);
+        // The sync fd may have been 0, 1 or 2 (contd passes its pipe as
+        // stdout): then /dev/null took that number, and it must stay open.
+        if null.as_raw_fd() <= 2 {
+            let _ = std::os::fd::IntoRawFd::into_raw_fd(null);
+        }
     }
     sys::ignore_sigpipe();
     // The kernel's OOM killer should pick the container, never its monitor.

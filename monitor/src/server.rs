@@ -41,6 +41,9 @@ const DRAIN: Duration = Duration::from_secs(2);
 /// How long after setting up, or after the exit, the monitor compacts
 /// itself (see `Monitor::compact_deadline`).
 const COMPACT_AFTER: Duration = Duration::from_millis(500);
+/// How long a new monitor waits for its supervisor to connect before it
+/// re-executes itself (see `run`).
+const REEXEC_WAIT_MS: u16 = 50;
 /// At most this many clients at once; more are refused.
 const MAX_CLIENTS: usize = 64;
 /// A client that lets this much unsent output pile up is cut off.
@@ -280,7 +283,7 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
     opts.default_oom_score_adj = Some(0);
     opts.seccomp_cache = args.seccomp_cache.clone();
     let created = Container::create(opts);
-    let container = match created {
+    let mut container = match created {
         Ok(c) => c,
         Err(e) => {
             cleanup_files();
@@ -312,13 +315,35 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
         ),
     };
     let init_pid = container.pid();
-    report(
-        sync,
-        &Ready::Created {
-            pid: init_pid,
-            monitor_pid: pid,
-        },
-    );
+    // `--start` (docker run): let init run now, before the report, so that
+    // the supervisor's answer needs no round trip after the re-exec. Init's
+    // early output waits in its pipes; an early exit is a pending SIGCHLD.
+    let started_at = if args.start {
+        if let Err(e) = container.start() {
+            let _ = container.delete(true);
+            cleanup_files();
+            return failed(sync, e.to_string());
+        }
+        let now = proto::time::now_nanos();
+        report(
+            sync,
+            &Ready::Started {
+                pid: init_pid,
+                monitor_pid: pid,
+                started_at: now,
+            },
+        );
+        Some(now)
+    } else {
+        report(
+            sync,
+            &Ready::Created {
+                pid: init_pid,
+                monitor_pid: pid,
+            },
+        );
+        None
+    };
     let h = Handover {
         listener,
         log,
@@ -327,7 +352,17 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
         tty,
         init_pid,
         created_at: proto::time::now_nanos(),
+        started_at,
     };
+    // The supervisor has its answer to relay now and connects right after:
+    // let it run first. The re-exec costs a millisecond of CPU that would
+    // otherwise delay that answer (two cores: init and we hold both). The
+    // connection waits in the backlog; without one the exec goes ahead
+    // after a short while.
+    let _ = nix::poll::poll(
+        &mut [PollFd::new(h.listener.as_fd(), PollFlags::POLLIN)],
+        PollTimeout::from(REEXEC_WAIT_MS),
+    );
     // Returns only if the re-exec failed: then this process serves.
     let _ = crate::handover::exec_self(&args, &h);
     serve(args, Some(container), h)
@@ -420,7 +455,7 @@ fn serve(args: Args, container: Option<Container>, h: Handover) -> Result<(), ()
         sigfd,
         clients: Vec::new(),
         created_at: h.created_at,
-        started_at: None,
+        started_at: h.started_at,
         init_pid: h.init_pid,
         reaped: None,
         drain_deadline: None,

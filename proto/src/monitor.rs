@@ -236,4 +236,14 @@ pub enum Ready {
     },
     /// Creation failed; the monitor has undone what it did and exits.
     Failed(ErrorReply),
+    /// Protocol 4, answering `--start`: the container was created and
+    /// started (status running) and `monitor.sock` listens.
+    Started {
+        /// Host pid of init.
+        pid: i32,
+        /// Pid of the monitor (after its double fork).
+        monitor_pid: i32,
+        /// When init was let run, unix nanoseconds.
+        started_at: i64,
+    },
 }

@@ -619,6 +619,14 @@ fn samples_v4() -> Vec<(&'static str, Vec<u8>)> {
             "api_resp_namespaces",
             e(&Response::Namespaces(vec!["default".into(), "x".into()])),
         ),
+        (
+            "ready_started",
+            e(&proto::monitor::Ready::Started {
+                pid: 10,
+                monitor_pid: 9,
+                started_at: 1_700_000_000_000_000_001,
+            }),
+        ),
     ]
 }
 

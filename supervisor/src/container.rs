@@ -76,6 +76,9 @@ struct ContainerActor {
     meta: Option<Meta>,
     link: Option<Link>,
     link_rx: Option<mpsc::UnboundedReceiver<LinkEvent>>,
+    /// A monitor that created and started the container in one step is
+    /// linked to after the caller has its answer.
+    link_pending: bool,
     live: Live,
     restart: RestartState,
     restart_at: Option<tokio::time::Instant>,
@@ -126,6 +129,7 @@ impl ContainerHandle {
             meta,
             link: None,
             link_rx: None,
+            link_pending: false,
             live: Live::default(),
             restart_at: None,
             waiters: Vec::new(),
@@ -213,6 +217,17 @@ impl ContainerActor {
             self.adopt().await;
         }
         loop {
+            if self.link_pending {
+                self.link_pending = false;
+                self.link_up().await;
+                // An exit before the link opened is in the state it
+                // answered with, not in an event.
+                if let (Some(Status::Exited), Some(rec)) =
+                    (self.live.status, self.live.exit.clone())
+                {
+                    self.exited(rec);
+                }
+            }
             tokio::select! {
                 msg = self.rx.recv() => {
                     let Some(msg) = msg else { return };
@@ -277,7 +292,9 @@ impl ContainerActor {
         }
     }
 
-    async fn adopt(&mut self) {
+    /// Opens the link to a monitor that already runs; what it cannot
+    /// reach is recorded in the live state.
+    async fn link_up(&mut self) {
         match self.connect().await {
             Ok(()) => {}
             Err(Unreachable::Gone) => self.monitor_gone(),
@@ -286,6 +303,10 @@ impl ContainerActor {
                 self.live.error = Some(e.message);
             }
         }
+    }
+
+    async fn adopt(&mut self) {
+        self.link_up().await;
         self.publish(EventKind::Adopted);
         if self.live.error.is_some() && self.live.exit.is_none() {
             if self.link.is_none() {
@@ -561,8 +582,8 @@ impl ContainerActor {
             config: Some(config.clone()),
         };
         self.meta = Some(meta.clone());
-        let made = match self.materialize(&meta, &spec).await {
-            Ok(()) => self.launch().await,
+        let made = match self.materialize(&meta, &spec) {
+            Ok(()) => self.launch(config.start).await,
             Err(e) => Err(e),
         };
         if let Err(e) = made {
@@ -579,36 +600,34 @@ impl ContainerActor {
         self.restart = RestartState::default();
         self.publish(EventKind::Created);
         if config.start {
-            self.start_created().await?;
+            self.publish(EventKind::Started);
         }
         self.details()
     }
 
-    async fn materialize(&self, meta: &Meta, spec: &serde_json::Value) -> Result<(), Error> {
+    /// Writes the bundle and meta.json. A few small files in the state
+    /// dir (a tmpfs on a node): written in place, not through the blocking
+    /// pool, whose thread hops cost more than the writes.
+    fn materialize(&self, meta: &Meta, spec: &serde_json::Value) -> Result<(), Error> {
         let io = |what: String| move |e: std::io::Error| Error::internal(format!("{what}: {e}"));
         let bundle = self.dir.join("bundle");
-        tokio::fs::create_dir_all(&bundle)
-            .await
-            .map_err(io(format!("create {}", bundle.display())))?;
+        std::fs::create_dir_all(&bundle).map_err(io(format!("create {}", bundle.display())))?;
         let log_dir = self.config.log_dir.join(&self.ns);
-        tokio::fs::create_dir_all(&log_dir)
-            .await
-            .map_err(io(format!("create {}", log_dir.display())))?;
-        tokio::fs::write(bundle.join("config.json"), spec.to_string())
-            .await
+        std::fs::create_dir_all(&log_dir).map_err(io(format!("create {}", log_dir.display())))?;
+        std::fs::write(bundle.join("config.json"), spec.to_string())
             .map_err(io("write config.json".into()))?;
         let meta_json = serde_json::to_vec(meta).map_err(|e| Error::internal(e.to_string()))?;
-        tokio::fs::write(self.dir.join("meta.json"), meta_json)
-            .await
-            .map_err(io("write meta.json".into()))
+        std::fs::write(self.dir.join("meta.json"), meta_json).map_err(io("write meta.json".into()))
     }
 
     /// Starts a monitor for the bundle in the state dir (a new container,
-    /// or the same one again) and links to it.
-    async fn launch(&mut self) -> Result<(), Error> {
+    /// or the same one again) and links to it. With `start` the monitor
+    /// starts the container too, and the link is opened once the caller
+    /// has its answer (before the actor's next step).
+    async fn launch(&mut self, start: bool) -> Result<(), Error> {
         let interactive = self.exists()?.config().interactive;
         let id = format!("{}.{}", self.ns, self.name);
-        let (pid, monitor_pid) = launch::launch(
+        let l = launch::launch(
             &self.config.monitor_bin,
             &self.dir,
             &self.log_path,
@@ -616,14 +635,24 @@ impl ContainerActor {
             &self.config,
             interactive.stdin && interactive.tty.is_none(),
             interactive.tty.is_some(),
+            start,
         )
         .await?;
-        info!(pid, monitor_pid, "created");
+        info!(pid = l.pid, monitor_pid = l.monitor_pid, start, "created");
         self.live = Live {
-            status: Some(Status::Created),
-            pid: Some(pid),
+            status: Some(if start {
+                Status::Running
+            } else {
+                Status::Created
+            }),
+            pid: Some(l.pid),
+            started_at: l.started_at,
             ..Live::default()
         };
+        if start {
+            self.link_pending = true;
+            return Ok(());
+        }
         self.connect()
             .await
             .map_err(|e| unreachable_err(&self.name, e))
@@ -690,8 +719,8 @@ impl ContainerActor {
                 Err(e) => return Err(Error::internal(format!("remove {f}: {e}"))),
             }
         }
-        self.launch().await?;
-        self.start_created().await?;
+        self.launch(true).await?;
+        self.publish(EventKind::Started);
         if self.restart.pending.take().is_some() {
             self.save_restart();
         }

@@ -1,7 +1,7 @@
 //! Starting a monitor: the one place the supervisor forks, and it execs at
 //! once (the container itself is created by the single-threaded monitor).
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::Duration;
 
@@ -9,8 +9,19 @@ use proto::monitor::Ready;
 
 use crate::Error;
 
+/// What a new monitor reported.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Launched {
+    pub pid: i32,
+    pub monitor_pid: i32,
+    /// Set when the monitor was asked to start the container too.
+    pub started_at: Option<i64>,
+}
+
 /// Runs `contd-monitor` for the container in `dir` and waits for its
-/// readiness report.
+/// readiness report. With `start` the monitor starts the container as soon
+/// as it is created (one step for `run`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn launch(
     monitor_bin: &Path,
     dir: &Path,
@@ -19,10 +30,10 @@ pub(crate) async fn launch(
     config: &crate::Config,
     stdin: bool,
     terminal: bool,
-) -> Result<(i32, i32), Error> {
+    start: bool,
+) -> Result<Launched, Error> {
     let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Error::internal(format!("create sync pipe: {e}")))?;
-    let wfd = w.as_raw_fd();
     let mut cmd = tokio::process::Command::new(monitor_bin);
     cmd.arg("--state-dir")
         .arg(dir)
@@ -32,12 +43,18 @@ pub(crate) async fn launch(
         .arg(id)
         .arg("--seccomp-cache")
         .arg(crate::seccomp_cache_dir(config))
-        .args(["--sync-fd", "3"]);
+        // The sync pipe is the monitor's stdout: std then spawns with
+        // posix_spawn (no copy of contd's page tables, no code of ours
+        // between fork and exec), and no other child inherits the pipe.
+        .args(["--sync-fd", "1"]);
     if stdin {
         cmd.arg("--stdin");
     }
     if terminal {
         cmd.arg("--terminal");
+    }
+    if start {
+        cmd.arg("--start");
     }
     if let Some(l) = config.monitor_linger {
         cmd.arg("--linger").arg(l.as_secs().to_string());
@@ -49,32 +66,54 @@ pub(crate) async fn launch(
             .arg(config.log_max_files.max(1).to_string());
     }
     cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::from(w))
         .stderr(std::process::Stdio::null());
-    // SAFETY: the closure runs between fork and exec and calls only dup2,
-    // which is async-signal-safe; `wfd` stays open in the parent until
-    // `spawn` returns. dup2 clears close-on-exec on fd 3 only.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(wfd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd
-        .spawn()
+    let spawned = cmd.spawn();
+    // The command holds our copy of the write end: without dropping it the
+    // read below would never see the end of a monitor that died silently.
+    drop(cmd);
+    let mut child = spawned
         .map_err(|e| Error::internal(format!("start monitor {}: {e}", monitor_bin.display())))?;
-    drop(w);
+    // The monitor opens (creates) the log before it creates the container.
+    // Creating a file can take a millisecond on a busy disk: do it here
+    // while the monitor starts up, so that it finds the file there. Either
+    // side may create it (no O_EXCL); a failure is the monitor's to report.
+    let log = log_path.to_path_buf();
+    let precreate = tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o640)
+            .open(log)
+    });
     let read = tokio::task::spawn_blocking(move || {
         proto::read_frame::<Ready>(&mut std::fs::File::from(r))
     });
     let ready = tokio::time::timeout(Duration::from_secs(60), read).await;
+    // Done before a failed create removes an empty log again.
+    let _ = precreate.await;
     // The launcher process exits right after its first fork.
     let _ = child.wait().await;
     match ready {
-        Ok(Ok(Ok(Ready::Created { pid, monitor_pid }))) => Ok((pid, monitor_pid)),
+        Ok(Ok(Ok(Ready::Created { pid, monitor_pid }))) if !start => Ok(Launched {
+            pid,
+            monitor_pid,
+            started_at: None,
+        }),
+        Ok(Ok(Ok(Ready::Started {
+            pid,
+            monitor_pid,
+            started_at,
+        }))) if start => Ok(Launched {
+            pid,
+            monitor_pid,
+            started_at: Some(started_at),
+        }),
         Ok(Ok(Ok(Ready::Failed(e)))) => Err(e.into()),
+        Ok(Ok(Ok(other))) => Err(Error::internal(format!(
+            "monitor reported {other:?} (start: {start})"
+        ))),
         Ok(Ok(Err(e))) => Err(Error::internal(format!(
             "monitor exited without reporting: {e}"
         ))),
