@@ -301,7 +301,7 @@ for s in "${sides[@]}"; do
 done
 echo
 echo "adoption: $A running containers (started at $fill/s by 8 clients); contd SIGKILLed and restarted"
-printf '  exec -> \`contctl ps\` lists all %d running   %8.3f s   (%d polls)\n' "$A" \
+printf '  exec -> contctl ps lists all %d running    %8.3f s   (%d polls)\n' "$A" \
     "$(awk -v u="$adopt" 'BEGIN {print u / 1e6}')" "$polls"
 printf '  contd RSS then                            %8.1f MB   (peak %.1f MB; before the kill %.1f MB)\n' \
     "$(awk -v k="$rss" 'BEGIN {print k / 1024}')" "$(awk -v k="$hwm" 'BEGIN {print k / 1024}')" \

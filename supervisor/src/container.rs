@@ -31,7 +31,7 @@ enum Msg {
     Stop(Duration, Reply<()>),
     Wait(Reply<ExitRecord>),
     Pause(bool, Reply<()>),
-    Update(Resources, Reply<()>),
+    Update(Box<Resources>, Reply<()>),
     Top(Reply<Vec<Process>>),
     Stats(Reply<Stats>),
     LogStatus(Reply<LogStatus>),
@@ -75,7 +75,6 @@ struct ContainerActor {
     log_path: PathBuf,
     meta: Option<Meta>,
     link: Option<Link>,
-    link_rx: Option<mpsc::UnboundedReceiver<LinkEvent>>,
     /// A monitor that created and started the container in one step is
     /// linked to after the caller has its answer.
     link_pending: bool,
@@ -128,7 +127,6 @@ impl ContainerHandle {
             log_path: log_path.clone(),
             meta,
             link: None,
-            link_rx: None,
             link_pending: false,
             live: Live::default(),
             restart_at: None,
@@ -136,7 +134,7 @@ impl ContainerHandle {
             stoppers: Vec::new(),
         };
         let span = info_span!("container", ns, name);
-        tokio::spawn(actor.run(adopted).instrument(span));
+        tokio::spawn(Box::new(actor).run(adopted).instrument(span));
         ContainerHandle { tx, log_path }
     }
 
@@ -162,7 +160,7 @@ impl ContainerHandle {
         call!(self, Pause, pause)
     }
     pub(crate) async fn update(&self, r: Resources) -> Result<(), Error> {
-        call!(self, Update, r)
+        call!(self, Update, Box::new(r))
     }
     pub(crate) async fn top(&self) -> Result<Vec<Process>, Error> {
         call!(self, Top)
@@ -190,9 +188,9 @@ fn read_exit_record(dir: &std::path::Path) -> Option<ExitRecord> {
     serde_json::from_slice(&data).ok()
 }
 
-async fn next_link_event(rx: &mut Option<mpsc::UnboundedReceiver<LinkEvent>>) -> LinkEvent {
-    match rx {
-        Some(r) => r.recv().await.unwrap_or(LinkEvent::Lost),
+async fn next_link_event(link: &mut Option<Link>) -> LinkEvent {
+    match link {
+        Some(l) => l.next_event().await,
         None => std::future::pending().await,
     }
 }
@@ -212,14 +210,18 @@ fn unreachable_err(name: &str, e: Unreachable) -> Error {
 }
 
 impl ContainerActor {
-    async fn run(mut self, adopted: bool) {
+    /// The actor lives on the heap once: an async fn taking it by value
+    /// would keep two copies in its future.
+    async fn run(mut self: Box<Self>, adopted: bool) {
+        // The steps are boxed: the actor's own future, resident for the
+        // container's whole life, then holds none of their state (5 kB).
         if adopted {
-            self.adopt().await;
+            Box::pin(self.adopt()).await;
         }
         loop {
             if self.link_pending {
                 self.link_pending = false;
-                self.link_up().await;
+                Box::pin(self.link_up()).await;
                 // An exit before the link opened is in the state it
                 // answered with, not in an event.
                 if let (Some(Status::Exited), Some(rec)) =
@@ -231,12 +233,12 @@ impl ContainerActor {
             tokio::select! {
                 msg = self.rx.recv() => {
                     let Some(msg) = msg else { return };
-                    if self.handle(msg).await {
+                    if Box::pin(self.handle(msg)).await {
                         return;
                     }
                 }
-                ev = next_link_event(&mut self.link_rx) => self.on_link(ev).await,
-                () = restart_due(self.restart_at) => self.restart_now().await,
+                ev = next_link_event(&mut self.link) => Box::pin(self.on_link(ev)).await,
+                () = restart_due(self.restart_at) => Box::pin(self.restart_now()).await,
             }
         }
     }
@@ -261,7 +263,7 @@ impl ContainerActor {
 
     /// Opens the live link and takes the monitor's state as ours.
     async fn connect(&mut self) -> Result<(), Unreachable> {
-        let (link, st, rx) = Link::open(&self.dir).await?;
+        let (link, st) = Link::open(&self.dir).await?;
         self.live = Live {
             status: Some(st.status),
             pid: st.pid,
@@ -270,7 +272,6 @@ impl ContainerActor {
             error: None,
         };
         self.link = Some(link);
-        self.link_rx = Some(rx);
         Ok(())
     }
 
@@ -278,7 +279,6 @@ impl ContainerActor {
     /// or nothing can be vouched for.
     fn monitor_gone(&mut self) {
         self.link = None;
-        self.link_rx = None;
         self.live.pid = None;
         self.live.status = Some(Status::Exited);
         match read_exit_record(&self.dir) {
@@ -384,7 +384,6 @@ impl ContainerActor {
                 if self.live.status == Some(Status::Exited) && self.live.exit.is_some() {
                     // Released (or lingered out) after the exit: nothing lost.
                     self.link = None;
-                    self.link_rx = None;
                     return;
                 }
                 self.monitor_gone();
@@ -465,7 +464,7 @@ impl ContainerActor {
                 let r = match spec::check_resources(&res) {
                     Err(e) => Err(e),
                     Ok(()) if res.is_empty() => Err(Error::invalid("update: no limit given")),
-                    Ok(()) => self.simple(MReq::Update(res)).await,
+                    Ok(()) => self.simple(MReq::Update(*res)).await,
                 };
                 let _ = reply.send(r);
             }
@@ -525,7 +524,7 @@ impl ContainerActor {
     /// One request to the monitor over the link.
     async fn monitor(&mut self, req: MReq) -> Result<MResp, Error> {
         self.exists()?;
-        let Some(link) = &self.link else {
+        let Some(link) = &mut self.link else {
             return Err(Error::conflict(format!(
                 "container {} has exited",
                 self.name
@@ -590,7 +589,6 @@ impl ContainerActor {
             // Undo: the monitor removed its own files; remove ours.
             self.meta = None;
             self.link = None;
-            self.link_rx = None;
             let _ = std::fs::remove_dir_all(&self.dir);
             if std::fs::metadata(&self.log_path).is_ok_and(|m| m.len() == 0) {
                 let _ = std::fs::remove_file(&self.log_path);
@@ -730,8 +728,7 @@ impl ContainerActor {
     /// Releases the exited container's monitor (it removes the cgroup and
     /// its socket); if the monitor is gone, removes the cgroup here.
     async fn release_monitor(&mut self) -> Result<(), Error> {
-        if let Some(link) = self.link.take() {
-            self.link_rx = None;
+        if let Some(mut link) = self.link.take() {
             match link.call(MReq::Release).await {
                 Ok(_) | Err(Unreachable::Gone) => {}
                 Err(Unreachable::Failed(e)) => {
@@ -917,7 +914,7 @@ impl ContainerActor {
     async fn await_exit(&mut self) -> Result<(), Error> {
         let deadline = tokio::time::Instant::now() + KILL_WAIT;
         while self.live.status != Some(Status::Exited) {
-            match tokio::time::timeout_at(deadline, next_link_event(&mut self.link_rx)).await {
+            match tokio::time::timeout_at(deadline, next_link_event(&mut self.link)).await {
                 Ok(ev) => self.on_link(ev).await,
                 Err(_) => return Err(Error::internal("container did not die after SIGKILL")),
             }

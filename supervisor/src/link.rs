@@ -10,14 +10,13 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proto::asynch::{read_frame, write_frame};
 use proto::monitor::{MonitorEvent, MonitorState, Request, Response};
 use proto::ErrorKind;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
-use tokio::sync::{mpsc, oneshot};
 
 use crate::Error;
 
@@ -148,36 +147,132 @@ pub(crate) async fn request(
     answer(res)
 }
 
-type Pending = (Request, oneshot::Sender<Result<Response, Unreachable>>);
-
-/// The live link to a monitor; dropping it closes the connection.
+/// The live link to a monitor; dropping it closes the connection. The
+/// actor owns it outright: no tasks, no channels, and no buffer while idle
+/// (a node has a thousand of these).
 #[derive(Debug)]
 pub(crate) struct Link {
     dir: PathBuf,
     /// The protocol version agreed on.
     pub(crate) version: u16,
-    /// Requests for the connection's writer (protocol 4).
-    tx: Option<mpsc::UnboundedSender<Pending>>,
-    /// The held `Wait` of an older monitor.
-    waiter: Option<tokio::task::JoinHandle<()>>,
+    conn: Conn,
+}
+
+#[derive(Debug)]
+enum Conn {
+    /// Protocol 4: one connection; answers in order, events between them.
+    Live(Live),
+    /// An older monitor: the held `Wait`, done once it answered.
+    Old(Option<tokio::task::JoinHandle<LinkEvent>>),
+}
+
+#[derive(Debug)]
+struct Live {
+    s: UnixStream,
+    /// Bytes of a frame not complete yet.
+    buf: Vec<u8>,
+    /// Events that came while a request waited for its answer.
+    events: VecDeque<MonitorEvent>,
+    /// Answers still to come to requests that timed out: dropped.
+    skip: u32,
+    closed: bool,
+}
+
+impl Live {
+    /// The next frame. Cancel-safe: a partial frame stays in `buf`.
+    async fn frame(&mut self) -> Result<Response, proto::FrameError> {
+        loop {
+            if let Some(p) = proto::take_frame(&mut self.buf)? {
+                if self.buf.is_empty() {
+                    self.buf = Vec::new();
+                }
+                return proto::decode(&p);
+            }
+            self.buf.reserve(512);
+            if self.s.read_buf(&mut self.buf).await? == 0 {
+                return Err(proto::FrameError::Closed);
+            }
+        }
+    }
+
+    /// The next frame that is an answer to a request; events are queued.
+    async fn answer(&mut self) -> Result<Response, Unreachable> {
+        loop {
+            match self.frame().await {
+                Ok(Response::Event(ev)) => self.events.push_back(ev),
+                Ok(_) if self.skip > 0 => self.skip -= 1,
+                Ok(r) => return answer(Ok(r)),
+                Err(e) => {
+                    self.closed = true;
+                    return answer(Err(e));
+                }
+            }
+        }
+    }
+
+    async fn call(&mut self, req: &Request) -> Result<Response, Unreachable> {
+        if self.closed {
+            return Err(Unreachable::Gone);
+        }
+        let frame = proto::encode_frame(req)
+            .map_err(|e| Unreachable::Failed(Error::internal(format!("encode request: {e}"))))?;
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.s.write_all(&frame)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                self.closed = true;
+                return Err(Unreachable::Gone);
+            }
+            // Part of a frame may be out: the connection is unusable.
+            Err(_) => {
+                self.closed = true;
+                return Err(Unreachable::Failed(Error::internal(
+                    "monitor request timed out",
+                )));
+            }
+        }
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.answer()).await {
+            Ok(r) => r,
+            Err(_) => {
+                // Its answer, if it ever comes, is not the next request's.
+                self.skip += 1;
+                Err(Unreachable::Failed(Error::internal(
+                    "monitor request timed out",
+                )))
+            }
+        }
+    }
+
+    async fn next_event(&mut self) -> LinkEvent {
+        loop {
+            if let Some(ev) = self.events.pop_front() {
+                return LinkEvent::Event(ev);
+            }
+            if self.closed {
+                return LinkEvent::Lost;
+            }
+            match self.frame().await {
+                Ok(Response::Event(ev)) => return LinkEvent::Event(ev),
+                // A late answer to a request that timed out.
+                Ok(_) => self.skip = self.skip.saturating_sub(1),
+                Err(_) => self.closed = true,
+            }
+        }
+    }
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
-        if let Some(w) = self.waiter.take() {
+        if let Conn::Old(Some(w)) = &self.conn {
             w.abort();
         }
     }
 }
 
 impl Link {
-    /// Opens the live link: the link, the monitor's state at that moment,
-    /// and the events that follow it.
-    pub(crate) async fn open(
-        dir: &Path,
-    ) -> Result<(Link, MonitorState, mpsc::UnboundedReceiver<LinkEvent>), Unreachable> {
+    /// Opens the live link: the link and the monitor's state at that
+    /// moment; [`Link::next_event`] brings what follows it.
+    pub(crate) async fn open(dir: &Path) -> Result<(Link, MonitorState), Unreachable> {
         let (mut s, version) = connect(dir).await?;
-        let (events, rx) = mpsc::unbounded_channel();
         // An old monitor has no events: its state, then a held Wait.
         let first = if version < 4 {
             Request::State
@@ -199,83 +294,53 @@ impl Link {
                 )))
             }
         };
-        if version < 4 {
+        let conn = if version < 4 {
             drop(s);
             let d = dir.to_path_buf();
-            let waiter = tokio::spawn(async move {
-                let ev = match request(&d, &Request::Wait, None).await {
+            Conn::Old(Some(tokio::spawn(async move {
+                match request(&d, &Request::Wait, None).await {
                     Ok(Response::Exited(rec)) => LinkEvent::Event(MonitorEvent::Exited(rec)),
                     _ => LinkEvent::Lost,
-                };
-                let _ = events.send(ev);
-            });
-            let link = Link {
-                dir: dir.to_path_buf(),
-                version,
-                tx: None,
-                waiter: Some(waiter),
-            };
-            return Ok((link, state, rx));
-        }
-        let (mut rd, mut wr) = s.into_split();
-        let queue: Arc<Mutex<VecDeque<oneshot::Sender<_>>>> = Arc::default();
-        let (tx, mut requests) = mpsc::unbounded_channel::<Pending>();
-        let q = queue.clone();
-        tokio::spawn(async move {
-            while let Some((req, reply)) = requests.recv().await {
-                if let Ok(mut q) = q.lock() {
-                    q.push_back(reply);
                 }
-                if write_frame(&mut wr, &req).await.is_err() {
-                    break;
-                }
-            }
-        });
-        tokio::spawn(async move {
-            loop {
-                match read_frame::<_, Response>(&mut rd).await {
-                    Ok(Response::Event(ev)) => {
-                        let _ = events.send(LinkEvent::Event(ev));
-                    }
-                    Ok(resp) => {
-                        let reply = queue.lock().ok().and_then(|mut q| q.pop_front());
-                        if let Some(reply) = reply {
-                            let _ = reply.send(answer(Ok(resp)));
-                        }
-                    }
-                    Err(_) => break,
-                }
-            }
-            if let Ok(mut q) = queue.lock() {
-                for reply in q.drain(..) {
-                    let _ = reply.send(Err(Unreachable::Gone));
-                }
-            }
-            let _ = events.send(LinkEvent::Lost);
-        });
+            })))
+        } else {
+            Conn::Live(Live {
+                s,
+                buf: Vec::new(),
+                events: VecDeque::new(),
+                skip: 0,
+                closed: false,
+            })
+        };
         let link = Link {
             dir: dir.to_path_buf(),
             version,
-            tx: Some(tx),
-            waiter: None,
+            conn,
         };
-        Ok((link, state, rx))
+        Ok((link, state))
     }
 
     /// One request on the link (a fresh connection for an old monitor).
-    pub(crate) async fn call(&self, req: Request) -> Result<Response, Unreachable> {
+    pub(crate) async fn call(&mut self, req: Request) -> Result<Response, Unreachable> {
         check_version(&req, self.version)?;
-        let Some(tx) = &self.tx else {
-            return request(&self.dir, &req, Some(REQUEST_TIMEOUT)).await;
-        };
-        let (reply, rx) = oneshot::channel();
-        tx.send((req, reply)).map_err(|_| Unreachable::Gone)?;
-        match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(Unreachable::Gone),
-            Err(_) => Err(Unreachable::Failed(Error::internal(
-                "monitor request timed out",
-            ))),
+        match &mut self.conn {
+            Conn::Live(l) => l.call(&req).await,
+            Conn::Old(_) => request(&self.dir, &req, Some(REQUEST_TIMEOUT)).await,
+        }
+    }
+
+    /// What the monitor tells next: an event, or that it is gone. Cancel-safe.
+    pub(crate) async fn next_event(&mut self) -> LinkEvent {
+        match &mut self.conn {
+            Conn::Live(l) => l.next_event().await,
+            Conn::Old(w) => match w {
+                Some(h) => {
+                    let ev = h.await.unwrap_or(LinkEvent::Lost);
+                    *w = None;
+                    ev
+                }
+                None => LinkEvent::Lost,
+            },
         }
     }
 }

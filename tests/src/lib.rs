@@ -98,6 +98,14 @@ pub struct TestEnv {
 impl TestEnv {
     /// Prepares directories and a rootfs, and starts contd.
     pub fn new() -> Self {
+        let mut env = Self::without_contd();
+        env.start_contd();
+        env
+    }
+
+    /// The directories, rootfs and cgroup parent without a contd process
+    /// (for a supervisor embedded in the test); cleaned up the same way.
+    pub fn without_contd() -> Self {
         require_root();
         let bins = bin_dir();
         let dir = tempfile::Builder::new()
@@ -105,7 +113,7 @@ impl TestEnv {
             .tempdir_in("/tmp")
             .unwrap();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let mut env = TestEnv {
+        TestEnv {
             rootfs: busybox_rootfs(dir.path()),
             state_dir: dir.path().join("state"),
             log_dir: dir.path().join("logs"),
@@ -115,9 +123,7 @@ impl TestEnv {
             contd_args: Vec::new(),
             bins,
             contd: None,
-        };
-        env.start_contd();
-        env
+        }
     }
 
     /// Starts contd and waits until its socket answers.

@@ -254,3 +254,75 @@ fn logs_tail_follow_and_name_reuse() {
     assert_eq!(env.ok(&["logs", "l"]), "new\n");
     env.ok(&["rm", "l"]);
 }
+
+/// The CRI records of a log file whose text is `text`.
+fn records(log: &std::path::Path, text: &str) -> Vec<i64> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.ends_with(&format!(" F {text}")))
+        .map(|l| proto::time::parse_rfc3339(l.split(' ').next().unwrap()).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_restart_pending_when_contd_is_killed_runs_after_its_restart() {
+    let mut env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "p",
+        "--restart",
+        "on-failure:6",
+        root,
+        "sh",
+        "-c",
+        "echo run; exit 3",
+    ]);
+    let log = std::path::PathBuf::from(env.inspect("p")["log_path"].as_str().unwrap());
+    // Backoff doubles from 100 ms: wait for an exit whose restart is
+    // scheduled at least 0.7 s ahead (the 4th or 5th), then kill contd.
+    let mut pending = serde_json::Value::Null;
+    env.wait_for("an exit with a restart 0.7 s ahead", 20, || {
+        let i = env.inspect("p");
+        let due = i["next_restart_at"]
+            .as_str()
+            .and_then(proto::time::parse_rfc3339);
+        let ahead = due.is_some_and(|d| d - proto::time::now_nanos() > 700_000_000);
+        if i["status"] == "exited" && ahead {
+            pending = i;
+        }
+        ahead && pending != serde_json::Value::Null
+    });
+    env.stop_contd(libc::SIGKILL);
+    let count = pending["restart_count"].as_u64().unwrap() as usize;
+    let due = proto::time::parse_rfc3339(pending["next_restart_at"].as_str().unwrap()).unwrap();
+    // The kill fell between the exit and the restart: one run per restart
+    // done (the first run plus count - 1), the pending one not among them.
+    assert_eq!(records(&log, "run").len(), count, "{pending}");
+    assert!(count >= 4, "{pending}");
+    // Nobody restarts it while contd is down, even after it was due.
+    env.wait_for("the restart to be overdue", 10, || {
+        proto::time::now_nanos() > due + 200_000_000
+    });
+    assert_eq!(records(&log, "run").len(), count);
+    env.start_contd();
+    let again = env.inspect("p");
+    assert!(
+        again["restart_count"].as_u64().unwrap() as usize >= count,
+        "{again}"
+    );
+    // The pending restart runs, then the policy goes on to its maximum.
+    env.wait_for("the pending restart", 10, || {
+        records(&log, "run").len() > count
+    });
+    assert!(records(&log, "run")[count] >= due);
+    env.wait_for("the 6th and last restart to end", 20, || {
+        let i = env.inspect("p");
+        i["status"] == "exited" && i["restart_count"] == 6 && i["next_restart_at"].is_null()
+    });
+    assert_eq!(records(&log, "run").len(), 7);
+    env.ok(&["rm", "p"]);
+}
