@@ -23,6 +23,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 cargo build --workspace --quiet
+# contd, contd-monitor and contctl of protocols 1-3, from this repository's
+# history: tests/tests/compat.rs takes over their containers.
+scripts/old-releases.sh
 
 # A busybox rootfs: the static binary and one symlink per applet.
 root=target/rootfs

@@ -128,13 +128,22 @@ impl TestEnv {
 
     /// Starts contd and waits until its socket answers.
     pub fn start_contd(&mut self) {
+        let bins = self.bins.clone();
+        self.start_contd_from(&bins);
+    }
+
+    /// Starts the contd of another build (`bins` holds contd and its
+    /// contd-monitor), e.g. an older release.
+    pub fn start_contd_from(&mut self, bins: &Path) {
         assert!(self.contd.is_none(), "contd already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.path().join("contd.stderr"))
             .unwrap();
-        let child = Command::new(self.bins.join("contd"))
+        let child = Command::new(bins.join("contd"))
+            .arg("--monitor")
+            .arg(bins.join("contd-monitor"))
             .arg("--state-dir")
             .arg(&self.state_dir)
             .arg("--log-dir")
