@@ -108,6 +108,7 @@ impl Container {
                 "must name a program",
             )));
         }
+        crate::spec::check_user(opts.process.user())?;
         let scheduler = match opts.process.scheduler() {
             Some(s) => Some(crate::sched::scheduler(s)?),
             None => None,

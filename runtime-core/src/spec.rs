@@ -175,6 +175,30 @@ fn semver_major(v: &str) -> Option<u64> {
     Some(nums[0])
 }
 
+/// uid and gids a process may take: `(uid_t)-1` is not an id but "leave
+/// unchanged" to setresuid/setresgid, so the process would stay root.
+pub(crate) fn check_user(user: &oci_spec::runtime::User) -> Result<(), SpecError> {
+    const INVALID: u32 = u32::MAX;
+    let bad = |field: String, id: u32| {
+        SpecError::invalid(
+            field,
+            format!("{id} is not a valid id (the kernel reads it as \"unchanged\")"),
+        )
+    };
+    if user.uid() == INVALID {
+        return Err(bad("process.user.uid".into(), INVALID));
+    }
+    if user.gid() == INVALID {
+        return Err(bad("process.user.gid".into(), INVALID));
+    }
+    for (i, g) in user.additional_gids().iter().flatten().enumerate() {
+        if *g == INVALID {
+            return Err(bad(format!("process.user.additionalGids[{i}]"), INVALID));
+        }
+    }
+    Ok(())
+}
+
 fn check_version(v: &str) -> Result<(), SpecError> {
     match semver_major(v) {
         _ if v.is_empty() => Err(SpecError::invalid("ociVersion", "missing")),
@@ -262,6 +286,7 @@ fn check(
             "must be an absolute path",
         ));
     }
+    check_user(process.user())?;
     let scheduler = match process.scheduler() {
         Some(s) => Some(crate::sched::scheduler(s)?),
         None => None,
@@ -728,5 +753,34 @@ mod tests {
         .unwrap();
         let flags = p.scheduler().as_ref().unwrap().flags().clone().unwrap();
         assert_eq!(flags.len(), 3);
+    }
+}
+
+#[cfg(test)]
+mod user_tests {
+    use super::check_user;
+
+    #[test]
+    fn the_id_meaning_unchanged_is_refused_by_field() {
+        let user = |uid, gid, extra: Vec<u32>| {
+            oci_spec::runtime::UserBuilder::default()
+                .uid(uid)
+                .gid(gid)
+                .additional_gids(extra)
+                .build()
+                .unwrap()
+        };
+        assert!(check_user(&user(1000, 1000, vec![5])).is_ok());
+        for (u, field) in [
+            (user(u32::MAX, 0, vec![]), "process.user.uid"),
+            (user(0, u32::MAX, vec![]), "process.user.gid"),
+            (
+                user(0, 0, vec![1, u32::MAX]),
+                "process.user.additionalGids[1]",
+            ),
+        ] {
+            let e = check_user(&u).unwrap_err().to_string();
+            assert!(e.contains(field), "{e}");
+        }
     }
 }

@@ -16,21 +16,50 @@ use tracing::{debug, warn};
 use crate::{spec, Error, Session, SessionInput, SessionOutput, SupervisorHandle};
 
 /// Binds the api socket (mode 0600). A socket file nobody serves is
-/// replaced; one that answers belongs to another contd and is an error.
+/// replaced; one that answers belongs to another contd and is an error;
+/// anything that is not a socket is left alone and is an error. The socket
+/// is bound under a temporary name, given its mode, then renamed into
+/// place: it never exists at `path` with a looser mode.
 pub(crate) async fn bind(path: &Path) -> Result<UnixListener, Error> {
-    if path.exists() {
-        if UnixStream::connect(path).await.is_ok() {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_socket() => {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket: not removed", path.display()),
+            ));
+        }
+        Ok(_) if UnixStream::connect(path).await.is_ok() => {
             return Err(Error::new(
                 ErrorKind::AlreadyExists,
                 format!("another contd serves {}", path.display()),
             ));
         }
-        let _ = std::fs::remove_file(path);
+        // A stale socket: the rename below replaces it.
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::internal(format!("stat {}: {e}", path.display()))),
     }
-    let l = UnixListener::bind(path)
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::invalid(format!("socket: {} names no file", path.display())))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
+    let l = UnixListener::bind(&tmp)
         .map_err(|e| Error::internal(format!("bind {}: {e}", path.display())))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| Error::internal(format!("chmod {}: {e}", path.display())))?;
+    let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::internal(format!("chmod {}: {e}", tmp.display())))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path)
+                .map_err(|e| Error::internal(format!("rename to {}: {e}", path.display())))
+        });
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     Ok(l)
 }
 

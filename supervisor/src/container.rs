@@ -182,6 +182,22 @@ impl ContainerHandle {
     }
 }
 
+/// The suffix of a state dir being made (`.NAME.creating`).
+pub(crate) const CREATING: &str = ".creating";
+
+/// Writes a file only root can read (mode 0600), replacing it.
+pub(crate) fn write_private(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(data)
+}
+
 /// Reads the durable exit record the monitor wrote, if any.
 fn read_exit_record(dir: &std::path::Path) -> Option<ExitRecord> {
     let data = std::fs::read(dir.join("exit")).ok()?;
@@ -608,14 +624,44 @@ impl ContainerActor {
     /// pool, whose thread hops cost more than the writes.
     fn materialize(&self, meta: &Meta, spec: &serde_json::Value) -> Result<(), Error> {
         let io = |what: String| move |e: std::io::Error| Error::internal(format!("{what}: {e}"));
-        let bundle = self.dir.join("bundle");
-        std::fs::create_dir_all(&bundle).map_err(io(format!("create {}", bundle.display())))?;
+        use std::os::unix::fs::DirBuilderExt;
+        // The spec and the request hold the container's env (secrets):
+        // 0700 dirs and 0600 files, as runc keeps its state.
         let log_dir = self.config.log_dir.join(&self.ns);
         std::fs::create_dir_all(&log_dir).map_err(io(format!("create {}", log_dir.display())))?;
-        std::fs::write(bundle.join("config.json"), spec.to_string())
-            .map_err(io("write config.json".into()))?;
-        let meta_json = serde_json::to_vec(meta).map_err(|e| Error::internal(e.to_string()))?;
-        std::fs::write(self.dir.join("meta.json"), meta_json).map_err(io("write meta.json".into()))
+        // Made whole under a hidden name, then renamed into place: a contd
+        // killed half-way leaves a `.NAME.creating` that the next one
+        // removes (see `scan`), never a state dir without its meta.json.
+        let ns_dir = self.config.state_dir.join(&self.ns);
+        let tmp = ns_dir.join(format!(".{}{CREATING}", self.name));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let bundle = tmp.join("bundle");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&bundle)
+            .map_err(io(format!("create {}", bundle.display())))?;
+        let made = write_private(&bundle.join("config.json"), spec.to_string().as_bytes())
+            .map_err(io("write config.json".into()))
+            .and_then(|()| {
+                let meta_json =
+                    serde_json::to_vec(meta).map_err(|e| Error::internal(e.to_string()))?;
+                write_private(&tmp.join("meta.json"), &meta_json)
+                    .map_err(io("write meta.json".into()))
+            })
+            .and_then(|()| {
+                std::fs::rename(&tmp, &self.dir).map_err(|e| match e.raw_os_error() {
+                    Some(libc::EEXIST | libc::ENOTEMPTY) => Error::new(
+                        proto::ErrorKind::AlreadyExists,
+                        format!("state dir {} exists already", self.dir.display()),
+                    ),
+                    _ => Error::internal(format!("rename to {}: {e}", self.dir.display())),
+                })
+            });
+        if made.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        made
     }
 
     /// Starts a monitor for the bundle in the state dir (a new container,

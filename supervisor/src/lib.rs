@@ -142,7 +142,30 @@ fn scan(config: &Config) -> Vec<spec::Meta> {
             continue;
         };
         for entry in names.flatten() {
-            let meta_path = entry.path().join("meta.json");
+            let path = entry.path();
+            // A create cut by a kill of contd: never acknowledged, undone.
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(container::CREATING)
+                {
+                    info!(path = %path.display(), "removing a half-made state dir");
+                    let _ = std::fs::remove_dir_all(&path);
+                }
+                continue;
+            }
+            // The same from a contd before state dirs were made whole first:
+            // no meta.json and no monitor ever started in it.
+            if !path.join("meta.json").exists()
+                && !path.join("monitor.pid").exists()
+                && !path.join("monitor.sock").exists()
+            {
+                info!(path = %path.display(), "removing a state dir without meta.json or monitor");
+                let _ = std::fs::remove_dir_all(&path);
+                continue;
+            }
+            let meta_path = path.join("meta.json");
             match std::fs::read(&meta_path)
                 .ok()
                 .and_then(|d| serde_json::from_slice::<spec::Meta>(&d).ok())
@@ -172,6 +195,14 @@ impl Supervisor {
         for d in [&config.state_dir, &config.log_dir] {
             std::fs::create_dir_all(d)
                 .map_err(|e| Error::internal(format!("create {}: {e}", d.display())))?;
+        }
+        // Containers' specs hold their env: nobody but root looks inside.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&config.state_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| {
+                    Error::internal(format!("chmod {}: {e}", config.state_dir.display()))
+                })?;
         }
         if let Some(parent) = config.socket.parent() {
             std::fs::create_dir_all(parent)
@@ -443,6 +474,15 @@ impl SupervisorHandle {
     /// # Errors
     /// Unknown container, not running, or its monitor too old.
     pub async fn exec(&self, ns: &str, name: &str, exec: ExecRequest) -> Result<Session, Error> {
+        if let Some((uid, gid)) = exec.user {
+            for (what, id) in [("uid", uid), ("gid", gid)] {
+                if id == u32::MAX {
+                    return Err(Error::invalid(format!(
+                        "user: {what} {id} is not a valid id"
+                    )));
+                }
+            }
+        }
         let t = self.get(ns, name).await?.target().await?;
         if t.status == Status::Exited {
             return Err(Error::conflict(format!("container {name} is not running")));

@@ -60,8 +60,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// One connection per container's monitor plus the clients: the soft
+/// limit (often 1024) is raised to the hard one, as containerd and dockerd
+/// do. Containers get their own limit from their spec.
+fn raise_nofile_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(error = %e, soft, hard, "cannot raise the open files limit");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the open files limit"),
+    }
+}
+
 fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    raise_nofile_limit();
     let mut config = Config {
         state_dir: cli.state_dir,
         log_dir: cli.log_dir,

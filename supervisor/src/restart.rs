@@ -45,7 +45,13 @@ impl RestartState {
     pub(crate) fn save(&self, dir: &Path) -> std::io::Result<()> {
         use std::io::Write;
         let tmp = dir.join(".restart.json.tmp");
-        let mut f = std::fs::File::create(&tmp)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(&serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
         f.sync_all()?;
         std::fs::rename(&tmp, dir.join(FILE))
