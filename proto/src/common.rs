@@ -22,6 +22,9 @@ pub enum Status {
     Paused,
     /// Init has exited.
     Exited,
+    /// Protocol 5: the monitor is gone and left no exit record, so whether
+    /// init still runs, and how it ended, is not known; the details say why.
+    Unknown,
 }
 
 impl Status {
@@ -32,6 +35,7 @@ impl Status {
             Status::Running => "running",
             Status::Paused => "paused",
             Status::Exited => "exited",
+            Status::Unknown => "unknown",
         }
     }
 }

@@ -36,6 +36,9 @@
 //! events), terminate, pause, resume, update and pids; for the api: the
 //! complete create request and details, pause, resume, top, update, events,
 //! logs with tail/since/follow and namespaces.
+//! Version 5 adds the status `unknown` (a container whose monitor is gone
+//! without an exit record) and, on the monitor's sync pipe, `Ready::Started`
+//! (created and started in one step).
 //!
 //! # Layout
 //!
@@ -69,7 +72,7 @@ pub use common::{ErrorKind, ErrorReply, ExitRecord, Hello, Resources, Status};
 pub use name::{validate_name, NameError};
 
 /// The newest protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The oldest protocol version this build still speaks.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;

@@ -236,7 +236,7 @@ pub enum Ready {
     },
     /// Creation failed; the monitor has undone what it did and exits.
     Failed(ErrorReply),
-    /// Protocol 4, answering `--start`: the container was created and
+    /// Protocol 5, answering `--start`: the container was created and
     /// started (status running) and `monitor.sock` listens.
     Started {
         /// Host pid of init.

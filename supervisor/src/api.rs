@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use proto::api::{ContainerDetails, ContainerInfo, LogOptions, Request, Response};
 use proto::asynch::{read_frame, write_frame};
-use proto::{ErrorKind, ErrorReply, FrameError, Hello};
+use proto::{ErrorKind, ErrorReply, FrameError, Hello, Status};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 use tracing::{debug, warn};
@@ -107,10 +107,13 @@ async fn connection(mut s: UnixStream, h: SupervisorHandle) -> Result<(), FrameE
             return write_frame(&mut s, &reply).await;
         }
     };
-    match proto::answer_hello(&hello, "contd") {
-        Ok(ours) => write_frame(&mut s, &ours).await?,
+    let version = match proto::answer_hello(&hello, "contd") {
+        Ok(ours) => {
+            write_frame(&mut s, &ours).await?;
+            ours.protocol
+        }
         Err(e) => return write_frame(&mut s, &Response::Error(e)).await,
-    }
+    };
     loop {
         let req: Request = match read_frame(&mut s).await {
             Ok(r) => r,
@@ -163,10 +166,31 @@ async fn connection(mut s: UnixStream, h: SupervisorHandle) -> Result<(), FrameE
                 stream_log(&mut s, &h, &ns, &name, options).await?
             }
             req => {
-                let reply = dispatch(&h, req).await;
+                let mut reply = dispatch(&h, req).await;
+                for_version(&mut reply, version);
                 write_frame(&mut s, &reply).await?;
             }
         }
+    }
+}
+
+/// A client older than protocol 5 cannot decode the status `unknown`: it
+/// reads `exited`, with the error that says why.
+fn for_version(reply: &mut Response, version: u16) {
+    if version >= 5 {
+        return;
+    }
+    let fix = |s: &mut Status| {
+        if *s == Status::Unknown {
+            *s = Status::Exited;
+        }
+    };
+    match reply {
+        Response::Container(i) => fix(&mut i.status),
+        Response::Containers(l) => l.iter_mut().for_each(|i| fix(&mut i.status)),
+        Response::Details(d) => fix(&mut d.status),
+        Response::DetailsList(l) => l.iter_mut().for_each(|d| fix(&mut d.status)),
+        _ => {}
     }
 }
 
@@ -343,4 +367,33 @@ async fn pump(client: UnixStream, session: Session) -> Result<(), FrameError> {
     };
     input.abort();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_before_protocol_5_read_unknown_as_exited() {
+        let unknown = ContainerInfo {
+            ns: "default".into(),
+            name: "d".into(),
+            status: Status::Unknown,
+            pid: Some(7),
+            exit: None,
+            log_path: String::new(),
+            rootfs: String::new(),
+            args: Vec::new(),
+            created_at: 0,
+            labels: Vec::new(),
+            error: Some("monitor is gone".into()),
+        };
+        for (version, want) in [(4, Status::Exited), (5, Status::Unknown)] {
+            let mut r = Response::Containers(vec![unknown.clone()]);
+            for_version(&mut r, version);
+            let Response::Containers(l) = r else { unreachable!() };
+            assert_eq!(l[0].status, want, "v{version}");
+            assert_eq!(l[0].error, unknown.error);
+        }
+    }
 }

@@ -292,20 +292,69 @@ impl ContainerActor {
     }
 
     /// The monitor is gone: the exit record tells how the container ended,
-    /// or nothing can be vouched for.
+    /// or nothing can be vouched for: the status is `unknown`, with init's
+    /// pid if the runtime's state shows it still running.
     fn monitor_gone(&mut self) {
         self.link = None;
         self.live.pid = None;
-        self.live.status = Some(Status::Exited);
         match read_exit_record(&self.dir) {
             Some(rec) => {
+                self.live.status = Some(Status::Exited);
                 self.live.started_at = self.live.started_at.or(rec.started_at);
                 self.live.exit = Some(rec);
             }
             None => {
-                self.live.error = Some("monitor is gone and left no exit record".into());
+                let orphan = self.orphan();
+                self.live.status = Some(Status::Unknown);
+                self.live.pid = orphan.as_ref().map(runtime_core::Container::pid);
+                self.live.error = Some(if orphan.is_some() {
+                    "monitor is gone and left no exit record; init still runs \
+                     (stop, kill and rm -f reach it)"
+                        .into()
+                } else {
+                    "monitor is gone and left no exit record".into()
+                });
             }
         }
+    }
+
+    /// Init of a container whose monitor died, if it still runs: found
+    /// through the runtime's state, whose pidfd (checked against init's
+    /// start time) never signals a reused pid.
+    fn orphan(&self) -> Option<runtime_core::Container> {
+        runtime_core::Container::load(&self.dir.join("runtime"))
+            .ok()
+            .filter(|c| c.status() != runtime_core::Status::Stopped)
+    }
+
+    /// Stops the init of a container whose monitor died: `SIGTERM`, the
+    /// grace period, then `SIGKILL` to everything in its cgroup. Its exit
+    /// code cannot be known (it is no child of ours): the status becomes
+    /// `exited` with no code, and the error says why.
+    async fn stop_orphan(&mut self, grace: Duration) -> Result<(), Error> {
+        if let Some(c) = self.orphan() {
+            let gone = |c: &runtime_core::Container| c.status() == runtime_core::Status::Stopped;
+            let _ = c.kill(libc::SIGTERM);
+            let deadline = tokio::time::Instant::now() + grace;
+            while !gone(&c) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if !gone(&c) {
+                let _ = c.kill_all(libc::SIGKILL);
+                let deadline = tokio::time::Instant::now() + KILL_WAIT;
+                while !gone(&c) {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(Error::internal("container did not die after SIGKILL"));
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        self.live.status = Some(Status::Exited);
+        self.live.pid = None;
+        self.live.error =
+            Some("monitor was lost; contd stopped init, whose exit code is not known".into());
+        Ok(())
     }
 
     /// Opens the link to a monitor that already runs; what it cannot
@@ -412,8 +461,12 @@ impl ContainerActor {
                         for w in self.waiters.drain(..) {
                             let _ = w.send(Err(e.clone()));
                         }
-                        for s in self.stoppers.drain(..) {
-                            let _ = s.send(Ok(()));
+                        // A stop the monitor was carrying out: finished here.
+                        if !self.stoppers.is_empty() {
+                            let r = self.stop_orphan(Duration::ZERO).await;
+                            for s in self.stoppers.drain(..) {
+                                let _ = s.send(r.clone());
+                            }
                         }
                     }
                 }
@@ -541,10 +594,16 @@ impl ContainerActor {
     async fn monitor(&mut self, req: MReq) -> Result<MResp, Error> {
         self.exists()?;
         let Some(link) = &mut self.link else {
-            return Err(Error::conflict(format!(
-                "container {} has exited",
-                self.name
-            )));
+            return Err(Error::conflict(
+                if self.live.status == Some(Status::Unknown) {
+                    format!(
+                        "container {}'s monitor is gone: only stop, kill and rm reach it",
+                        self.name
+                    )
+                } else {
+                    format!("container {} has exited", self.name)
+                },
+            ));
         };
         link.call(req)
             .await
@@ -727,7 +786,11 @@ impl ContainerActor {
                 "container {} is paused: unpause it",
                 self.name
             ))),
-            Some(Status::Exited) | None => {
+            Some(Status::Unknown) if self.orphan().is_some() => Err(Error::conflict(format!(
+                "container {}'s init still runs without its monitor: stop or remove it",
+                self.name
+            ))),
+            Some(Status::Exited | Status::Unknown) | None => {
                 // docker: the same container runs again; its restart policy
                 // is back in force.
                 self.restart_at = None;
@@ -789,9 +852,21 @@ impl ContainerActor {
             }
         }
         let cg = self.exists()?.cgroup_path.clone();
-        let removed = tokio::task::spawn_blocking(move || runtime_core::remove_cgroup(&cg))
-            .await
-            .map_err(|e| Error::internal(e.to_string()))?;
+        // Processes killed a moment ago (a monitor-less init) may still be
+        // leaving the cgroup.
+        let removed = tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                match runtime_core::remove_cgroup(&cg) {
+                    Err(_) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    r => return r,
+                }
+            }
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?;
         removed.map_err(|e| Error::internal(e.to_string()))
     }
 
@@ -809,6 +884,16 @@ impl ContainerActor {
         if !(1..=64).contains(&signal) {
             return Err(Error::invalid(format!("invalid signal {signal}")));
         }
+        if self.live.status == Some(Status::Unknown) {
+            let Some(c) = self.orphan() else {
+                return Err(Error::conflict(format!(
+                    "container {} is not running",
+                    self.name
+                )));
+            };
+            self.stopped_by_user();
+            return c.kill(signal).map_err(|e| Error::internal(e.to_string()));
+        }
         if self.live.status == Some(Status::Exited) {
             return Err(Error::conflict(format!(
                 "container {} is not running",
@@ -825,6 +910,11 @@ impl ContainerActor {
             return;
         }
         self.stopped_by_user();
+        if self.live.status == Some(Status::Unknown) {
+            let r = self.stop_orphan(grace).await;
+            let _ = reply.send(r);
+            return;
+        }
         if self.live.status == Some(Status::Exited) || self.link.is_none() {
             let _ = reply.send(Ok(()));
             return;
@@ -970,6 +1060,16 @@ impl ContainerActor {
 
     async fn remove(&mut self, force: bool) -> Result<(), Error> {
         self.exists()?;
+        if self.live.status == Some(Status::Unknown) {
+            if !force && self.orphan().is_some() {
+                return Err(Error::conflict(format!(
+                    "container {}'s init still runs without its monitor: stop it first or force the removal",
+                    self.name
+                )));
+            }
+            self.stopped_by_user();
+            self.stop_orphan(Duration::ZERO).await?;
+        }
         if self.live.status != Some(Status::Exited) {
             if !force {
                 return Err(Error::conflict(format!(

@@ -513,6 +513,7 @@ impl SupervisorHandle {
                         },
                         None => EventKind::MonitorLost,
                     },
+                    Status::Unknown => EventKind::MonitorLost,
                 };
                 let e = Event {
                     time: proto::time::now_nanos(),

@@ -121,3 +121,114 @@ fn a_run_cut_before_its_state_was_complete_does_not_keep_the_name() {
         env.ok(&["rm", "-f", name]);
     }
 }
+
+/// The monitor of "d" is SIGKILLed (while contd runs, or while it is down
+/// and then adopted): init runs on, orphaned.
+fn dead_monitor(restart_contd: bool) {
+    let mut env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "d",
+        root,
+        "sh",
+        "-c",
+        "trap '' TERM; exec sleep 1000",
+    ]);
+    let init = env.inspect("d")["pid"].as_i64().unwrap();
+    let monitor = env.monitor_pids()[0];
+    if restart_contd {
+        env.stop_contd(libc::SIGKILL);
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    env.wait_for("the monitor to die", 10, || {
+        !contd_tests::pid_alive(monitor.into())
+    });
+    if restart_contd {
+        env.start_contd();
+    }
+    env.wait_for("status unknown", 10, || {
+        env.inspect("d")["status"] == "unknown"
+    });
+    let v = env.inspect("d");
+    // Nothing invented: no exit code, init's pid, and why.
+    assert!(v["exit_code"].is_null(), "{v}");
+    assert_eq!(v["pid"], init, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("init still runs"),
+        "{v}"
+    );
+    assert!(contd_tests::pid_alive(init));
+    // ps shows it: it may well be running.
+    assert!(env
+        .ok(&["ps"])
+        .lines()
+        .any(|l| l.starts_with("d ") && l.contains("unknown")));
+    // What needs the monitor says so; rm without -f refuses.
+    let paused = env.contctl(&["pause", "d"]);
+    assert!(!paused.status.success());
+    let err = String::from_utf8_lossy(&paused.stderr);
+    assert!(err.contains("is unknown, not running"), "{err}");
+    let stats = env.contctl(&["stats", "d"]);
+    let err = String::from_utf8_lossy(&stats.stderr);
+    assert!(err.contains("monitor is gone"), "{err}");
+    // top reads the cgroup: it still works.
+    assert!(env.ok(&["top", "d"]).contains("sleep 1000"));
+    assert!(!env.contctl(&["rm", "d"]).status.success());
+    assert!(contd_tests::pid_alive(init));
+    // stop reaches init: TERM is ignored, so the grace period ends in KILL.
+    env.ok(&["stop", "-t", "1", "d"]);
+    env.wait_for("init to die", 10, || !contd_tests::pid_alive(init));
+    let v = env.inspect("d");
+    assert_eq!(v["status"], "exited", "{v}");
+    assert!(v["exit_code"].is_null(), "{v}");
+    env.ok(&["rm", "d"]);
+    assert!(!env.state_dir.join("default/d").exists());
+    assert!(
+        env.leftover_cgroups().is_empty(),
+        "{:?}",
+        env.leftover_cgroups()
+    );
+}
+
+#[test]
+fn a_dead_monitor_is_listed_unknown_and_stop_and_rm_still_reach_init() {
+    dead_monitor(false);
+}
+
+#[test]
+fn a_monitor_that_died_while_contd_was_down_is_adopted_as_unknown() {
+    dead_monitor(true);
+}
+
+#[test]
+fn rm_force_kills_an_orphaned_init_and_removes_everything() {
+    let env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap();
+    env.ok(&["run", "-d", "--name", "o", root, "sleep", "1000"]);
+    let init = env.inspect("o")["pid"].as_i64().unwrap();
+    let monitor = env.monitor_pids()[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    env.wait_for("status unknown", 10, || {
+        env.inspect("o")["status"] == "unknown"
+    });
+    env.ok(&["rm", "-f", "o"]);
+    assert!(!contd_tests::pid_alive(init));
+    assert!(!env.contctl(&["inspect", "o"]).status.success());
+    assert!(!env.state_dir.join("default/o").exists());
+    assert!(
+        env.leftover_cgroups().is_empty(),
+        "{:?}",
+        env.leftover_cgroups()
+    );
+}
