@@ -39,7 +39,12 @@ where
         }
     }
     let len = check_len(header)?;
-    let mut payload = vec![0u8; len];
-    r.read_exact(&mut payload).await?;
+    // Memory follows the bytes that arrive, not the length announced: a
+    // peer that announces a megabyte and sends nothing costs next to none.
+    let mut payload = Vec::with_capacity(len.min(8 * 1024));
+    let n = (&mut *r).take(len as u64).read_to_end(&mut payload).await?;
+    if n < len {
+        return Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+    }
     decode(&payload)
 }

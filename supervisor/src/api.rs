@@ -63,22 +63,36 @@ pub(crate) async fn bind(path: &Path) -> Result<UnixListener, Error> {
     Ok(l)
 }
 
+/// At most this many api connections at once; the next one is told so
+/// and closed.
+const MAX_CONNECTIONS: usize = 512;
+/// A connection may wait this long between requests.
+const IDLE: Duration = Duration::from_secs(300);
+/// Once a frame has begun, the rest must arrive within this.
+const FRAME: Duration = Duration::from_secs(10);
+
 /// Accepts clients until shutdown.
 pub(crate) async fn serve(
     l: UnixListener,
     h: SupervisorHandle,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
             r = l.accept() => match r {
                 Ok((s, _)) => {
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        tokio::spawn(refuse(s));
+                        continue;
+                    };
                     let h = h.clone();
                     tokio::spawn(async move {
                         if let Err(e) = connection(s, h).await {
                             debug!(error = %e, "client connection ended");
                         }
+                        drop(slot);
                     });
                 }
                 Err(e) => {
@@ -92,6 +106,31 @@ pub(crate) async fn serve(
 
 fn err(e: Error) -> Response {
     Response::Error(e.into())
+}
+
+/// Tells a client over the connection limit, in place of a hello.
+async fn refuse(mut s: UnixStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), read_frame::<_, Hello>(&mut s)).await;
+    let reply = Response::Error(ErrorReply::new(
+        ErrorKind::Internal,
+        format!("contd serves {MAX_CONNECTIONS} connections at most; try again"),
+    ));
+    let _ = write_frame(&mut s, &reply).await;
+}
+
+/// The next request: within [`IDLE`], and once it has begun, whole within
+/// [`FRAME`]. `None`: the connection is to end quietly.
+async fn next_request(s: &mut UnixStream) -> Result<Option<Request>, FrameError> {
+    match tokio::time::timeout(IDLE, s.readable()).await {
+        Ok(r) => r?,
+        Err(_) => return Ok(None),
+    }
+    match tokio::time::timeout(FRAME, read_frame(s)).await {
+        Ok(Ok(r)) => Ok(Some(r)),
+        Ok(Err(FrameError::Closed)) => Ok(None),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(FrameError::Io(std::io::ErrorKind::TimedOut.into())),
+    }
 }
 
 async fn connection(mut s: UnixStream, h: SupervisorHandle) -> Result<(), FrameError> {
@@ -115,9 +154,9 @@ async fn connection(mut s: UnixStream, h: SupervisorHandle) -> Result<(), FrameE
         Err(e) => return write_frame(&mut s, &Response::Error(e)).await,
     };
     loop {
-        let req: Request = match read_frame(&mut s).await {
-            Ok(r) => r,
-            Err(FrameError::Closed) => return Ok(()),
+        let req: Request = match next_request(&mut s).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(()),
             Err(e @ (FrameError::TooLarge(_) | FrameError::Malformed(_))) => {
                 let reply =
                     Response::Error(ErrorReply::new(ErrorKind::InvalidArgument, e.to_string()));
@@ -391,7 +430,9 @@ mod tests {
         for (version, want) in [(4, Status::Exited), (5, Status::Unknown)] {
             let mut r = Response::Containers(vec![unknown.clone()]);
             for_version(&mut r, version);
-            let Response::Containers(l) = r else { unreachable!() };
+            let Response::Containers(l) = r else {
+                unreachable!()
+            };
             assert_eq!(l[0].status, want, "v{version}");
             assert_eq!(l[0].error, unknown.error);
         }

@@ -261,6 +261,11 @@ impl TestEnv {
         pids
     }
 
+    /// contd's pid, while it runs.
+    pub fn contd_pid(&self) -> Option<i32> {
+        self.contd.as_ref().map(|c| c.id() as i32)
+    }
+
     /// A raw connection to the api socket.
     pub fn raw(&self) -> UnixStream {
         let s = UnixStream::connect(&self.socket).unwrap();

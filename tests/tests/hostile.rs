@@ -232,3 +232,72 @@ fn rm_force_kills_an_orphaned_init_and_removes_everything() {
         env.leftover_cgroups()
     );
 }
+
+/// An api connection past its hello.
+fn hello(env: &TestEnv) -> std::os::unix::net::UnixStream {
+    let mut s = env.raw();
+    proto::write_frame(&mut s, &proto::hello("hostile")).unwrap();
+    let _: proto::Hello = proto::read_frame(&mut s).unwrap();
+    s
+}
+
+fn rss_kb(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_stalled_partial_frame_costs_only_what_arrived_and_is_dropped() {
+    use std::io::{Read, Write};
+    let env = TestEnv::new();
+    let pid = env.contd_pid().unwrap();
+    env.ok(&["ps"]);
+    let before = rss_kb(pid);
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        let mut s = hello(&env);
+        // A request announced at nearly a megabyte, of which 3 bytes come.
+        s.write_all(&((1u32 << 20) - 16).to_le_bytes()).unwrap();
+        s.write_all(b"abc").unwrap();
+        held.push(s);
+    }
+    // contd has taken them all in: a new client is answered.
+    env.ok(&["ps"]);
+    let after = rss_kb(pid);
+    assert!(
+        after < before + 16 * 1024,
+        "contd grew from {before} kB to {after} kB"
+    );
+    // A frame that stalls is given up: contd closes the connection.
+    let s = &mut held[0];
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        s.read(&mut buf).unwrap(),
+        0,
+        "the stalled connection stays open"
+    );
+}
+
+#[test]
+fn past_its_connection_limit_contd_says_so_and_answers_again_after() {
+    let env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap();
+    env.ok(&["run", "-d", "--name", "x", root, "sleep", "1000"]);
+    let held: Vec<_> = (0..512).map(|_| hello(&env)).collect();
+    let out = env.contctl(&["ps"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("512 connections at most"), "{err}");
+    drop(held);
+    env.wait_for("ps to answer again", 10, || {
+        env.contctl(&["ps"]).status.success()
+    });
+    assert!(env.ok(&["ps"]).lines().any(|l| l.starts_with("x ")));
+    env.ok(&["rm", "-f", "x"]);
+}
