@@ -75,6 +75,8 @@ struct Client {
     /// Close once `wbuf` is sent (after an error reply).
     closing: bool,
     dead: bool,
+    /// Said hello as contd: never evicted to make room.
+    supervisor: bool,
 }
 
 struct Monitor {
@@ -900,7 +902,14 @@ impl Monitor {
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
-                    if self.clients.len() >= MAX_CLIENTS || stream.set_nonblocking(true).is_err() {
+                    // Full: the oldest client that is not the supervisor and
+                    // holds no session makes room, so that idle connections
+                    // can never lock contd out.
+                    let live = self.clients.iter().filter(|c| !c.dead).count();
+                    if live >= MAX_CLIENTS && !self.evict_idle() {
+                        continue;
+                    }
+                    if stream.set_nonblocking(true).is_err() {
                         continue;
                     }
                     let id = self.next_client;
@@ -919,11 +928,34 @@ impl Monitor {
                         subscribed: false,
                         closing: false,
                         dead: false,
+                        supervisor: false,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return,
             }
+        }
+    }
+
+    /// Drops the oldest client that is not the supervisor and has nothing
+    /// going on (no attach, wait, subscription or exec); `false` if none.
+    fn evict_idle(&mut self) -> bool {
+        let execs = &self.execs;
+        let victim = self.clients.iter().position(|c| {
+            !c.dead
+                && !c.supervisor
+                && !c.attached
+                && !c.waiting
+                && !c.subscribed
+                && !execs.iter().any(|x| x.owner == c.id)
+        });
+        match victim {
+            // Closed with the others that ended this turn.
+            Some(i) => {
+                self.clients[i].dead = true;
+                true
+            }
+            None => false,
         }
     }
 
@@ -962,6 +994,7 @@ impl Monitor {
                     Ok(h) => match proto::answer_hello(&h, "contd-monitor") {
                         Ok(ours) => {
                             c.greeted = true;
+                            c.supervisor = h.software == "contd";
                             queue(c, &ours);
                         }
                         Err(e) => return refuse(c, e.kind, e.message),

@@ -301,3 +301,24 @@ fn past_its_connection_limit_contd_says_so_and_answers_again_after() {
     assert!(env.ok(&["ps"]).lines().any(|l| l.starts_with("x ")));
     env.ok(&["rm", "-f", "x"]);
 }
+
+#[test]
+fn idle_connections_to_a_monitor_never_lock_contd_out() {
+    let mut env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap();
+    env.ok(&["run", "-d", "--name", "m", root, "sleep", "1000"]);
+    // contd is restarted after the flood: its new link must get in too.
+    env.stop_contd(libc::SIGKILL);
+    let sock = env.state_dir.join("default/m/monitor.sock");
+    let idle: Vec<_> = (0..70)
+        .map(|_| std::os::unix::net::UnixStream::connect(&sock).unwrap())
+        .collect();
+    env.start_contd();
+    let v = env.inspect("m");
+    assert_eq!(v["status"], "running", "{v}");
+    assert!(env.ok(&["ps"]).lines().any(|l| l.starts_with("m ")));
+    env.ok(&["stop", "-t", "1", "m"]);
+    assert_eq!(env.inspect("m")["status"], "exited");
+    env.ok(&["rm", "m"]);
+    drop(idle);
+}
