@@ -470,6 +470,15 @@ fn rootfs_in_own_mount_ns(args: &InitArgs<'_>, go: &mut Go) -> Result<(), String
         sysctls(map)?;
     }
     terminal(args, process, true)?;
+    // runc creates a missing working directory (docker users count on it),
+    // here, inside the pivoted root and before it may turn read-only.
+    let cwd = process.cwd();
+    if cwd.is_absolute() && std::fs::symlink_metadata(cwd).is_err() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .create(cwd)
+            .map_err(|e| format!("create the working directory {}: {e}", cwd.display()))?;
+    }
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
         rootfs::readonly_root()?;
     }

@@ -184,6 +184,24 @@ impl ContainerHandle {
 
 /// The suffix of a state dir being made (`.NAME.creating`).
 pub(crate) const CREATING: &str = ".creating";
+/// The suffix of a state dir being deleted (`.NAME.removing`).
+pub(crate) const REMOVING: &str = ".removing";
+
+/// Whether the pid in `dir/monitor.pid` is a live contd-monitor.
+fn monitor_alive(dir: &std::path::Path) -> bool {
+    let Some(pid) = std::fs::read_to_string(dir.join("monitor.pid"))
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    else {
+        return false;
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    !stat.contains(") Z ")
+        && cmdline
+            .split(|b| *b == 0)
+            .any(|a| a == dir.as_os_str().as_encoded_bytes())
+}
 
 /// Writes a file only root can read (mode 0600), replacing it.
 pub(crate) fn write_private(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
@@ -360,7 +378,18 @@ impl ContainerActor {
     /// Opens the link to a monitor that already runs; what it cannot
     /// reach is recorded in the live state.
     async fn link_up(&mut self) {
-        match self.connect().await {
+        // A monitor still setting up (contd was killed while launching it)
+        // has not bound its socket yet: give it a moment.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let mut r = self.connect().await;
+        while matches!(r, Err(Unreachable::Gone))
+            && monitor_alive(&self.dir)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            r = self.connect().await;
+        }
+        match r {
             Ok(()) => {}
             Err(Unreachable::Gone) => self.monitor_gone(),
             Err(Unreachable::Failed(e)) => {
@@ -1099,9 +1128,15 @@ impl ContainerActor {
         }
         self.restart_at = None;
         self.release_monitor().await?;
-        tokio::fs::remove_dir_all(&self.dir)
-            .await
+        // Renamed first: a contd killed while deleting leaves a hidden
+        // `.NAME.removing` the next one finishes, never half a container.
+        let doomed = self.dir.with_file_name(format!(".{}{REMOVING}", self.name));
+        let _ = std::fs::remove_dir_all(&doomed);
+        std::fs::rename(&self.dir, &doomed)
             .map_err(|e| Error::internal(format!("remove {}: {e}", self.dir.display())))?;
+        tokio::fs::remove_dir_all(&doomed)
+            .await
+            .map_err(|e| Error::internal(format!("remove {}: {e}", doomed.display())))?;
         crate::logs::remove(
             &self.log_path,
             self.config.keep_logs,

@@ -143,14 +143,11 @@ fn scan(config: &Config) -> Vec<spec::Meta> {
         };
         for entry in names.flatten() {
             let path = entry.path();
-            // A create cut by a kill of contd: never acknowledged, undone.
-            if entry.file_name().to_string_lossy().starts_with('.') {
-                if entry
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(container::CREATING)
-                {
-                    info!(path = %path.display(), "removing a half-made state dir");
+            // A create or rm cut by a kill of contd: undone, or finished.
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if file.starts_with('.') {
+                if file.ends_with(container::CREATING) || file.ends_with(container::REMOVING) {
+                    info!(path = %path.display(), "removing a half-made or half-removed state dir");
                     let _ = std::fs::remove_dir_all(&path);
                 }
                 continue;

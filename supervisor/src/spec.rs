@@ -81,6 +81,10 @@ const NSFS_MAGIC: i64 = 0x6e73_6673;
 ///
 /// # Errors
 /// The first invalid field, named.
+/// Labels are metadata, not storage: their keys and values together stay
+/// under 64 KiB (every message that carries them stays far below a frame).
+const MAX_LABEL_BYTES: usize = 64 * 1024;
+
 pub(crate) fn build(c: &ContainerConfig, cgroup_path: &str) -> Result<(Value, Vec<String>), Error> {
     proto::validate_name("namespace", &c.ns)?;
     proto::validate_name("name", &c.name)?;
@@ -92,10 +96,17 @@ pub(crate) fn build(c: &ContainerConfig, cgroup_path: &str) -> Result<(Value, Ve
             ));
         }
     }
+    let mut label_bytes = 0;
     for (k, v) in &c.labels {
         if k.is_empty() || k.contains('\0') || v.contains('\0') {
             return Err(Error::invalid(format!("labels: {k:?} is not a valid key")));
         }
+        label_bytes += k.len() + v.len();
+    }
+    if label_bytes > MAX_LABEL_BYTES {
+        return Err(Error::invalid(format!(
+            "labels: {label_bytes} bytes in all, more than the {MAX_LABEL_BYTES} allowed"
+        )));
     }
     let mut spec = match &c.oci_config {
         Some(text) => given_spec(c, text)?,
@@ -592,6 +603,10 @@ mod tests {
             (|r| r.cap_add = vec!["NOT_A_CAP".into()], "cap_add"),
             (|r| r.user = Some("4294967295".into()), "user"),
             (|r| r.user = Some("nosuchuser-xyz".into()), "user"),
+            (
+                |r| r.labels = vec![("big".into(), "x".repeat(512 * 1024))],
+                "labels",
+            ),
             (
                 |r| r.network = Some("/etc/passwd".into()),
                 "not a network namespace",

@@ -322,3 +322,13 @@ fn idle_connections_to_a_monitor_never_lock_contd_out() {
     env.ok(&["rm", "m"]);
     drop(idle);
 }
+
+#[test]
+fn a_missing_working_directory_is_created_as_docker_does() {
+    let env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap();
+    env.ok(&["run", "--name", "w", "-w", "/srv/app/data", root, "pwd"]);
+    assert_eq!(env.ok(&["logs", "w"]).trim(), "/srv/app/data");
+    env.ok(&["rm", "w"]);
+    let _ = std::fs::remove_dir_all(env.rootfs.join("srv"));
+}
