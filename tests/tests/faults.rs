@@ -15,21 +15,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use contd_tests::{bin_dir, TestEnv};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use contd_tests::{bin_dir, Rng, TestEnv};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)

@@ -4,7 +4,7 @@
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::process::Command;
 
-use contd_tests::{bin_dir, TestEnv};
+use contd_tests::{bin_dir, rss_kb, TestEnv};
 
 fn mode(p: &std::path::Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
@@ -239,15 +239,6 @@ fn hello(env: &TestEnv) -> std::os::unix::net::UnixStream {
     proto::write_frame(&mut s, &proto::hello("hostile")).unwrap();
     let _: proto::Hello = proto::read_frame(&mut s).unwrap();
     s
-}
-
-fn rss_kb(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
-        .unwrap()
 }
 
 #[test]
