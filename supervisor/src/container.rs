@@ -352,6 +352,11 @@ impl ContainerActor {
     async fn stop_orphan(&mut self, grace: Duration) -> Result<(), Error> {
         if let Some(c) = self.orphan() {
             let gone = |c: &runtime_core::Container| c.status() == runtime_core::Status::Stopped;
+            // A frozen init gets no signal: thawed first, as the monitor
+            // does before a stop.
+            if c.status() == runtime_core::Status::Paused {
+                let _ = c.resume();
+            }
             let _ = c.kill(libc::SIGTERM);
             let deadline = tokio::time::Instant::now() + grace;
             while !gone(&c) && tokio::time::Instant::now() < deadline {

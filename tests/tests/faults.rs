@@ -61,6 +61,17 @@ fn seeded_kills_of_contd_lose_no_container_and_leave_nothing() {
     let mut want: BTreeMap<String, Want> = BTreeMap::new();
     let mut removed: Vec<String> = Vec::new();
     let mut f = Figures::default();
+    // A counter that logs through every kill: its log must come out whole.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "counter",
+        &root,
+        "sh",
+        "-c",
+        "i=0; while :; do echo $i; i=$((i+1)); sleep 0.005; done",
+    ]);
     for round in 0..kills {
         let mut cut_runs: Vec<String> = Vec::new();
         // Three or four requests at once, each its own contctl.
@@ -184,6 +195,13 @@ fn seeded_kills_of_contd_lose_no_container_and_leave_nothing() {
             }
         }
     }
+    // The counter's log: every number once, in order, none missing.
+    let log = env.ok(&["logs", "counter"]);
+    let lines: Vec<&str> = log.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(*l, i.to_string(), "counter log line {i}");
+    }
+    assert!(lines.len() > 10, "the counter barely ran: {}", lines.len());
     // Everything listed goes with rm -f, and nothing is left.
     let list: serde_json::Value =
         serde_json::from_str(&env.ok(&["ps", "-a", "--format", "json"])).unwrap();
@@ -209,7 +227,7 @@ fn seeded_kills_of_contd_lose_no_container_and_leave_nothing() {
     println!(
         "fault harness (seed {seed}): {} kills ({} during start-up), {} requests: \
          {} acknowledged, {} cut ({} left a container, {} nothing); \
-         {} container checks; violations 0",
+         {} container checks; the counter's {} lines whole; violations 0",
         f.kills,
         f.kills_in_startup,
         f.requests,
@@ -217,7 +235,8 @@ fn seeded_kills_of_contd_lose_no_container_and_leave_nothing() {
         f.cut,
         f.cut_present,
         f.cut_absent,
-        f.checked
+        f.checked,
+        lines.len()
     );
 }
 

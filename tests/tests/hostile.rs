@@ -207,6 +207,49 @@ fn a_monitor_that_died_while_contd_was_down_is_adopted_as_unknown() {
     dead_monitor(true);
 }
 
+/// The monitor dies while the container is paused, or created and never
+/// started: stop and rm still end it and leave nothing.
+fn dead_monitor_in_state(create: &[&str], pause: bool) {
+    let env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap();
+    let mut args = create.to_vec();
+    args.extend(["--name", "s", root, "sleep", "1000"]);
+    env.ok(&args);
+    if pause {
+        env.ok(&["pause", "s"]);
+    }
+    let init = env.inspect("s")["pid"].as_i64().unwrap();
+    let monitor = env.monitor_pids()[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    env.wait_for("status unknown", 10, || {
+        env.inspect("s")["status"] == "unknown"
+    });
+    assert_eq!(env.inspect("s")["pid"], init);
+    env.ok(&["stop", "-t", "1", "s"]);
+    env.wait_for("init to die", 10, || !contd_tests::pid_alive(init));
+    env.ok(&["rm", "s"]);
+    assert!(!env.state_dir.join("default/s").exists());
+    assert!(
+        env.leftover_cgroups().is_empty(),
+        "{:?}",
+        env.leftover_cgroups()
+    );
+}
+
+#[test]
+fn a_monitor_dead_while_its_container_is_paused_does_not_leave_it_frozen_for_ever() {
+    dead_monitor_in_state(&["run", "-d"], true);
+}
+
+#[test]
+fn a_monitor_dead_before_its_container_started_leaves_an_init_stop_reaches() {
+    dead_monitor_in_state(&["create"], false);
+}
+
 #[test]
 fn rm_force_kills_an_orphaned_init_and_removes_everything() {
     let env = TestEnv::new();
