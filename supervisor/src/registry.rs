@@ -112,7 +112,9 @@ impl RegistryActor {
                         Err(Error::new(
                             proto::ErrorKind::AlreadyExists,
                             format!(
-                                "container {:?} exists already in namespace {:?}",
+                                "container {:?} exists already in namespace {:?} \
+                                 (a run whose answer was lost may have created it: \
+                                 inspect shows it)",
                                 key.1, key.0
                             ),
                         ))

@@ -102,6 +102,75 @@ pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     root
 }
 
+/// A connection to contd's api past the hello.
+pub fn api(env: &TestEnv) -> UnixStream {
+    let mut s = env.raw();
+    proto::write_frame(
+        &mut s,
+        &proto::Hello {
+            protocol: proto::PROTOCOL_VERSION,
+            software: "test".into(),
+        },
+    )
+    .unwrap();
+    let h: proto::Hello = proto::read_frame(&mut s).unwrap();
+    assert_eq!(h.protocol, proto::PROTOCOL_VERSION);
+    s
+}
+
+/// One request on a fresh api connection, and its answer.
+pub fn call(env: &TestEnv, req: &proto::api::Request) -> proto::api::Response {
+    let mut s = api(env);
+    proto::write_frame(&mut s, req).unwrap();
+    proto::read_frame(&mut s).unwrap()
+}
+
+/// An attach with stdin to container `name` in "default".
+pub fn attach(env: &TestEnv, name: &str) -> UnixStream {
+    let mut s = api(env);
+    proto::write_frame(
+        &mut s,
+        &proto::api::Request::Attach {
+            ns: "default".into(),
+            name: name.into(),
+            stdin: true,
+            detach_keys: None,
+        },
+    )
+    .unwrap();
+    let r: proto::api::Response = proto::read_frame(&mut s).unwrap();
+    assert_eq!(r, proto::api::Response::Ok);
+    s
+}
+
+/// Sends bytes to an attached container's stdin.
+pub fn input(s: &mut UnixStream, data: &[u8]) {
+    proto::write_frame(
+        s,
+        &proto::api::Request::Input {
+            data: data.to_vec(),
+        },
+    )
+    .unwrap();
+}
+
+/// An attach's output until `needle` appears (10 s at most; a frame that
+/// ends the attach fails the test).
+pub fn until(s: &mut UnixStream, needle: &str) -> String {
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !text.contains(needle) {
+        assert!(Instant::now() < deadline, "no {needle:?} in {text:?}");
+        match proto::read_frame::<proto::api::Response>(s).unwrap() {
+            proto::api::Response::Output { data, .. } => {
+                text.push_str(&String::from_utf8_lossy(&data))
+            }
+            other => panic!("{other:?} while waiting for {needle:?} after {text:?}"),
+        }
+    }
+    text
+}
+
 /// One supervisor on its own directories, socket and cgroup parent.
 #[derive(Debug)]
 pub struct TestEnv {

@@ -1,75 +1,8 @@
 //! Terminals, attach and exec through contd's api and contctl, across a
 //! supervisor restart. As root.
 
-use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
-
-use contd_tests::TestEnv;
+use contd_tests::{api, attach, call, input, until, TestEnv};
 use proto::api::{CreateRequest, Interactive, Request, Response};
-use proto::Hello;
-
-fn api(env: &TestEnv) -> UnixStream {
-    let mut s = env.raw();
-    proto::write_frame(
-        &mut s,
-        &Hello {
-            protocol: proto::PROTOCOL_VERSION,
-            software: "test".into(),
-        },
-    )
-    .unwrap();
-    let h: Hello = proto::read_frame(&mut s).unwrap();
-    assert_eq!(h.protocol, proto::PROTOCOL_VERSION);
-    s
-}
-
-fn call(env: &TestEnv, req: &Request) -> Response {
-    let mut s = api(env);
-    proto::write_frame(&mut s, req).unwrap();
-    proto::read_frame(&mut s).unwrap()
-}
-
-fn attach(env: &TestEnv, name: &str) -> UnixStream {
-    let mut s = api(env);
-    proto::write_frame(
-        &mut s,
-        &Request::Attach {
-            ns: "default".into(),
-            name: name.into(),
-            stdin: true,
-            detach_keys: None,
-        },
-    )
-    .unwrap();
-    let r: Response = proto::read_frame(&mut s).unwrap();
-    assert_eq!(r, Response::Ok);
-    s
-}
-
-fn input(s: &mut UnixStream, data: &[u8]) {
-    proto::write_frame(
-        s,
-        &Request::Input {
-            data: data.to_vec(),
-        },
-    )
-    .unwrap();
-}
-
-/// Output frames until `needle` appears (or a frame that ends the attach,
-/// which is returned).
-fn until(s: &mut UnixStream, needle: &str) -> String {
-    let mut text = String::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !text.contains(needle) {
-        assert!(Instant::now() < deadline, "no {needle:?} in {text:?}");
-        match proto::read_frame::<Response>(s).unwrap() {
-            Response::Output { data, .. } => text.push_str(&String::from_utf8_lossy(&data)),
-            other => panic!("{other:?} while waiting for {needle:?} after {text:?}"),
-        }
-    }
-    text
-}
 
 #[test]
 fn a_terminal_session_outlives_a_supervisor_restart() {

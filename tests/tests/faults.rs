@@ -3,7 +3,9 @@
 //! and remove containers. After every restart: `ps -a` answers; every
 //! container a client was told exists is there, running, or exited with
 //! exactly the code it was programmed to exit with; every acknowledged
-//! removal stayed done; every container listed is in a known state. At the
+//! removal stayed done; every container listed is in a known state; a
+//! counter's log has every line once and an interactive shell keeps its
+//! variable. At the
 //! end `rm -f` works on everything listed and nothing is left: no monitor,
 //! no cgroup, no state dir.
 //!
@@ -15,7 +17,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use contd_tests::{bin_dir, Rng, TestEnv};
+use contd_tests::{attach, bin_dir, input, until, Rng, TestEnv};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -72,6 +74,12 @@ fn seeded_kills_of_contd_lose_no_container_and_leave_nothing() {
         "-c",
         "i=0; while :; do echo $i; i=$((i+1)); sleep 0.005; done",
     ]);
+    // An interactive shell with a variable set: it must still be there.
+    env.ok(&["run", "-d", "-i", "--name", "shell", &root, "sh"]);
+    let mut a = attach(&env, "shell");
+    input(&mut a, b"X=kept-42; echo set-$X\n");
+    until(&mut a, "set-kept-42");
+    drop(a);
     for round in 0..kills {
         let mut cut_runs: Vec<String> = Vec::new();
         // Three or four requests at once, each its own contctl.
@@ -195,6 +203,11 @@ fn seeded_kills_of_contd_lose_no_container_and_leave_nothing() {
             }
         }
     }
+    // The shell kept its variable through every kill.
+    let mut a = attach(&env, "shell");
+    input(&mut a, b"echo got-$X\n");
+    until(&mut a, "got-kept-42");
+    drop(a);
     // The counter's log: every number once, in order, none missing.
     let log = env.ok(&["logs", "counter"]);
     let lines: Vec<&str> = log.lines().collect();

@@ -118,6 +118,13 @@ fn a_run_cut_before_its_state_was_complete_does_not_keep_the_name() {
     for name in ["web", "old"] {
         env.ok(&["run", "-d", "--name", name, &root, "sleep", "1000"]);
         assert_eq!(env.inspect(name)["status"], "running");
+        // A retry of a run whose answer was lost says what happened.
+        let again = env.contctl(&["run", "-d", "--name", name, &root, "sleep", "1000"]);
+        let err = String::from_utf8_lossy(&again.stderr);
+        assert!(
+            err.contains("a run whose answer was lost may have created it"),
+            "{err}"
+        );
         env.ok(&["rm", "-f", name]);
     }
 }
