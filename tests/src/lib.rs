@@ -418,6 +418,11 @@ impl Drop for TestEnv {
         for p in self.monitor_pids() {
             let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
         }
+        // A paused container would never die: thaw everything first.
+        for d in self.cgroup_dirs() {
+            let _ = std::fs::write(d.join("freezer.state"), "THAWED");
+            let _ = std::fs::write(d.join("cgroup.freeze"), "0");
+        }
         // Kill whatever is left in the containers' cgroups, then remove them.
         for d in self.cgroup_dirs() {
             let mut procs = String::new();

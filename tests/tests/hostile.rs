@@ -373,3 +373,18 @@ fn a_missing_working_directory_is_created_as_docker_does() {
     env.ok(&["rm", "w"]);
     let _ = std::fs::remove_dir_all(env.rootfs.join("srv"));
 }
+
+#[test]
+fn the_harness_cleans_up_a_paused_container_a_failing_test_left() {
+    let env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap();
+    env.ok(&["run", "-d", "--name", "p", root, "sleep", "1000"]);
+    env.ok(&["pause", "p"]);
+    let init = env.inspect("p")["pid"].as_i64().unwrap();
+    let parent = std::path::Path::new("/sys/fs/cgroup/freezer").join(&env.cgroup_parent);
+    assert!(parent.exists());
+    // What a test that fails here leaves to the harness.
+    drop(env);
+    assert!(!parent.exists(), "{} left", parent.display());
+    assert!(!contd_tests::pid_alive(init));
+}
