@@ -129,6 +129,19 @@ fn a_run_cut_before_its_state_was_complete_does_not_keep_the_name() {
     }
 }
 
+/// SIGKILLs the env's only monitor and waits until it is gone.
+fn kill_monitor(env: &TestEnv) {
+    let monitor = env.monitor_pids()[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    env.wait_for("the monitor to die", 10, || {
+        !contd_tests::pid_alive(monitor.into())
+    });
+}
+
 /// The monitor of "d" is SIGKILLed (while contd runs, or while it is down
 /// and then adopted): init runs on, orphaned.
 fn dead_monitor(restart_contd: bool) {
@@ -145,18 +158,10 @@ fn dead_monitor(restart_contd: bool) {
         "trap '' TERM; exec sleep 1000",
     ]);
     let init = env.inspect("d")["pid"].as_i64().unwrap();
-    let monitor = env.monitor_pids()[0];
     if restart_contd {
         env.stop_contd(libc::SIGKILL);
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(monitor),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    env.wait_for("the monitor to die", 10, || {
-        !contd_tests::pid_alive(monitor.into())
-    });
+    kill_monitor(&env);
     if restart_contd {
         env.start_contd();
     }
@@ -226,12 +231,7 @@ fn dead_monitor_in_state(create: &[&str], pause: bool) {
         env.ok(&["pause", "s"]);
     }
     let init = env.inspect("s")["pid"].as_i64().unwrap();
-    let monitor = env.monitor_pids()[0];
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(monitor),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    kill_monitor(&env);
     env.wait_for("status unknown", 10, || {
         env.inspect("s")["status"] == "unknown"
     });
@@ -263,12 +263,7 @@ fn rm_force_kills_an_orphaned_init_and_removes_everything() {
     let root = env.rootfs.to_str().unwrap();
     env.ok(&["run", "-d", "--name", "o", root, "sleep", "1000"]);
     let init = env.inspect("o")["pid"].as_i64().unwrap();
-    let monitor = env.monitor_pids()[0];
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(monitor),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    kill_monitor(&env);
     env.wait_for("status unknown", 10, || {
         env.inspect("o")["status"] == "unknown"
     });
