@@ -57,6 +57,10 @@ fn monitor_seeds() -> Vec<Vec<u8>> {
 
 /// One connection's worth of abuse; returns how many frames it sent. The
 /// first `keep` bytes of a mutated seed are left as they are.
+///
+/// With `keep` > 0 a connection carries one frame: after a truncated or
+/// lying frame the stream is out of step, and the next frame's bytes could
+/// name any variant (a legitimate `Pause`, say) instead of the kept one.
 fn barrage(sock: &Path, rng: &mut Rng, seeds: &[Vec<u8>], keep: usize) -> u64 {
     let Ok(mut s) = UnixStream::connect(sock) else {
         return 0;
@@ -71,7 +75,8 @@ fn barrage(sock: &Path, rng: &mut Rng, seeds: &[Vec<u8>], keep: usize) -> u64 {
         s.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
     }
     let mut sent = 0;
-    for _ in 0..(1 + rng.below(4)) {
+    let frames = if keep > 0 { 1 } else { 1 + rng.below(4) };
+    for _ in 0..frames {
         let (mut payload, keep): (Vec<u8>, usize) = match rng.below(3) {
             // Random: a random first word names no variant.
             0 => (
