@@ -144,7 +144,7 @@ cleanup() {
     left=$(find /sys/fs/cgroup/*/"$cg_contd" -mindepth 2 -type d 2>/dev/null
            find /sys/fs/cgroup/*/"$cg_podman" -mindepth 1 -type d -name 'libpod-*' 2>/dev/null)
     [ -z "$left" ] || echo "monitor.sh: removing leftover container cgroups: $(echo $left)" >&2
-    find /sys/fs/cgroup/*/"$cg_contd" /sys/fs/cgroup/*/"$cg_podman" -depth -type d -exec rmdir {} + 2>/dev/null
+    find /sys/fs/cgroup/*/"$cg_contd" /sys/fs/cgroup/*/"$cg_contd-monitors" /sys/fs/cgroup/*/"$cg_podman" -depth -type d -exec rmdir {} + 2>/dev/null
     left=$(find /sys/fs/cgroup/*/"$cg_contd" /sys/fs/cgroup/*/"$cg_podman" -type d 2>/dev/null)
     [ -z "$left" ] || { echo "monitor.sh: could not remove cgroups: $(echo $left)" >&2; rc=1; }
     rm -rf --one-file-system "$work"

@@ -32,7 +32,7 @@ cleanup() {
     kill "$contd_pid" 2>/dev/null || true; wait 2>/dev/null || true
     rm -rf "$work"
     # Empty parent cgroups (<parent>/<ns>) go too.
-    find /sys/fs/cgroup/*/contd-bench -depth -type d -exec rmdir {} + 2>/dev/null || true
+    find /sys/fs/cgroup/*/contd-bench /sys/fs/cgroup/*/contd-bench-monitors -depth -type d -exec rmdir {} + 2>/dev/null || true
 }
 trap cleanup EXIT
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done

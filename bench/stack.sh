@@ -132,7 +132,7 @@ cleanup() {
            find /sys/fs/cgroup/*/"$cg_runc" -mindepth 1 -type d 2>/dev/null
            find /sys/fs/cgroup/*/"$cg_podman" -mindepth 1 -type d -name 'libpod-*' 2>/dev/null)
     [ -z "$left" ] || echo "stack.sh: removing $(wc -l <<<"$left") leftover container cgroups" >&2
-    find /sys/fs/cgroup/*/"$cg_contd" /sys/fs/cgroup/*/"$cg_runc" /sys/fs/cgroup/*/"$cg_podman" \
+    find /sys/fs/cgroup/*/"$cg_contd" /sys/fs/cgroup/*/"$cg_contd-monitors" /sys/fs/cgroup/*/"$cg_runc" /sys/fs/cgroup/*/"$cg_podman" \
         -depth -type d -exec rmdir {} + 2>/dev/null
     left=$(find /sys/fs/cgroup/*/"$cg_contd" /sys/fs/cgroup/*/"$cg_runc" /sys/fs/cgroup/*/"$cg_podman" -type d 2>/dev/null)
     [ -z "$left" ] || { echo "stack.sh: could not remove cgroups: $(echo $left)" >&2; rc=1; }

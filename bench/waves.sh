@@ -32,7 +32,7 @@ cleanup() {
     for d in "$work"/state/*/*/; do [ -d "$d" ] && basename "$d"; done |
         xargs -r -P 8 -n 1 "$bin/contctl" --socket "$sock" rm -f >/dev/null 2>&1
     kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
-    find /sys/fs/cgroup/*/"$cg" -depth -type d -exec rmdir {} + 2>/dev/null
+    find /sys/fs/cgroup/*/"$cg" /sys/fs/cgroup/*/"$cg-monitors" -depth -type d -exec rmdir {} + 2>/dev/null
     umount "$work" && rmdir "$work"
 }
 trap cleanup EXIT

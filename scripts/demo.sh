@@ -23,7 +23,7 @@ cleanup() {
     wait 2>/dev/null || true
     rm -rf "$work"
     # Empty parent cgroups (<parent>/<ns>) go too.
-    find /sys/fs/cgroup/*/contd-demo -depth -type d -exec rmdir {} + 2>/dev/null || true
+    find /sys/fs/cgroup/*/contd-demo /sys/fs/cgroup/*/contd-demo-monitors -depth -type d -exec rmdir {} + 2>/dev/null || true
 }
 trap cleanup EXIT
 

@@ -70,6 +70,10 @@ pub(crate) struct Args {
     /// `--seccomp-cache DIR`: compiled seccomp programs, shared by the
     /// monitors of one contd (a profile is compiled once, not per create).
     pub seccomp_cache: Option<PathBuf>,
+    /// `--cgroup PATH`: the cgroup (from each hierarchy's root) the
+    /// monitor moves into before it creates the container, out of
+    /// contd's own.
+    pub cgroup: Option<String>,
 }
 
 /// Reads the arguments (without the program name).
@@ -82,6 +86,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut start = false;
     let mut adopt = None;
     let mut seccomp_cache = None;
+    let mut cgroup = None;
     let mut log_limits = LogLimits::default();
     while let Some(flag) = it.next() {
         if flag == "--stdin" {
@@ -102,6 +107,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--log-path" => log_path = Some(PathBuf::from(value)),
             "--id" => id = Some(value),
             "--seccomp-cache" => seccomp_cache = Some(PathBuf::from(value)),
+            "--cgroup" => cgroup = Some(value),
             "--adopt" => adopt = Some(handover::Adopt::parse(&value)?),
             "--sync-fd" => sync_fd = Some(value.parse().map_err(|_| "bad --sync-fd")?),
             "--log-max-size" => {
@@ -143,6 +149,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         log_limits,
         adopt,
         seccomp_cache,
+        cgroup,
     })
 }
 
@@ -248,6 +255,18 @@ fn daemon(args: Args, sync: OwnedFd) -> Result<(), ()> {
     if let Err(e) = sys::set_subreaper() {
         fail(&sync, format!("set child subreaper: {e}"));
         return Err(());
+    }
+    // Out of contd's cgroup before the container exists, so that its
+    // processes start outside it too (in the hierarchies the runtime does
+    // not place them in).
+    if let Some(cg) = &args.cgroup {
+        if let Err(e) = runtime_core::join_cgroup(cg) {
+            fail(
+                &sync,
+                format!("move the monitor out of contd's cgroup: {e}"),
+            );
+            return Err(());
+        }
     }
     server::run(args, sync)
 }

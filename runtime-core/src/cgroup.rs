@@ -640,3 +640,89 @@ mod tests {
         assert!(check_v2_controllers(&r, &[]).is_ok());
     }
 }
+
+/// Moves the calling process into cgroup `path` (from each hierarchy's
+/// root) in every hierarchy it belongs to, as `/proc/self/cgroup` lists
+/// them (named ones such as `name=systemd`, and the v2 tree of a hybrid
+/// host, included), creating the cgroup where it is missing. A v1 cpuset
+/// cgroup made here gets its parent's cpus and mems, without which it
+/// takes no process.
+///
+/// contd-monitor does this before it creates its container, so that it
+/// and the container's processes leave the supervisor's cgroup: a service
+/// manager that kills every process of contd's cgroup (`systemctl stop`,
+/// an OOM kill of the group) then reaches neither.
+///
+/// # Errors
+/// The first hierarchy the process could not be moved in, with the cause.
+pub fn join_own(path: &str) -> Result<(), CgroupError> {
+    let rel = path.trim_start_matches('/');
+    if rel.is_empty()
+        || rel
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(err(path, "not a valid cgroup path"));
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| err(path, format!("read /proc/self/cgroup: {e}")))?;
+    let hier = hierarchies();
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(ctrls)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let Some(h) = hier.iter().find(|h| same_hierarchy(h, ctrls)) else {
+            // Pure v2 mounts its one tree at /sys/fs/cgroup itself.
+            if ctrls.is_empty() && is_v2() {
+                join_dir(Path::new("/sys/fs/cgroup"), rel, false)
+                    .map_err(|e| err(path, format!("cgroup2: {e}")))?;
+            }
+            continue;
+        };
+        let cpuset = h.fstype == "cgroup" && h.options.split(',').any(|o| o == "cpuset");
+        join_dir(&h.mount_point, rel, cpuset).map_err(|e| err(path, format!("{}: {e}", h.name)))?;
+    }
+    Ok(())
+}
+
+/// Whether a `/proc/self/cgroup` controllers field names hierarchy `h`.
+fn same_hierarchy(h: &Hierarchy, ctrls: &str) -> bool {
+    if h.fstype == "cgroup2" {
+        return ctrls.is_empty();
+    }
+    if ctrls.is_empty() {
+        return false;
+    }
+    let mut a: Vec<&str> = ctrls.split(',').collect();
+    let mut b: Vec<&str> = h.options.split(',').filter(|o| !o.is_empty()).collect();
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
+}
+
+/// Creates `<mount>/<rel>` level by level and writes our pid to its
+/// `cgroup.procs`.
+fn join_dir(mount: &Path, rel: &str, cpuset: bool) -> std::io::Result<()> {
+    let mut dir = mount.to_path_buf();
+    for part in rel.split('/') {
+        let parent = dir.clone();
+        dir.push(part);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        // Also when another process made it a moment ago and has not
+        // filled it in yet.
+        if cpuset {
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if std::fs::read_to_string(dir.join(f))?.trim().is_empty() {
+                    let v = std::fs::read_to_string(parent.join(f))?;
+                    std::fs::write(dir.join(f), v.trim())?;
+                }
+            }
+        }
+    }
+    std::fs::write(dir.join("cgroup.procs"), "0")
+}

@@ -46,7 +46,9 @@ pub(crate) async fn launch(
         // The sync pipe is the monitor's stdout: std then spawns with
         // posix_spawn (no copy of contd's page tables, no code of ours
         // between fork and exec), and no other child inherits the pipe.
-        .args(["--sync-fd", "1"]);
+        .args(["--sync-fd", "1"])
+        .arg("--cgroup")
+        .arg(config.monitor_cgroup());
     if stdin {
         cmd.arg("--stdin");
     }

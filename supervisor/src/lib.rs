@@ -102,6 +102,15 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// The cgroup every monitor moves into (from each hierarchy's root),
+    /// out of contd's own: `<cgroup_parent>-monitors`, beside the
+    /// containers' `<cgroup_parent>/`. See `docs/decisions.md`.
+    pub fn monitor_cgroup(&self) -> String {
+        format!("{}-monitors", self.cgroup_parent.trim_end_matches('/'))
+    }
+}
+
 /// A running supervisor.
 #[derive(Debug)]
 pub struct Supervisor {

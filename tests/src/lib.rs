@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// The cgroup hierarchies a test may have touched.
-const HIERARCHIES: [&str; 10] = [
+pub const HIERARCHIES: [&str; 10] = [
     "memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "devices", "freezer", "systemd",
     "unified",
 ];
@@ -373,10 +373,12 @@ impl TestEnv {
     fn cgroup_dirs(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
         for h in HIERARCHIES {
-            let top = Path::new("/sys/fs/cgroup")
-                .join(h)
-                .join(&self.cgroup_parent);
-            collect_dirs(&top, &mut out);
+            for top in [
+                self.cgroup_parent.clone(),
+                format!("{}-monitors", self.cgroup_parent),
+            ] {
+                collect_dirs(&Path::new("/sys/fs/cgroup").join(h).join(top), &mut out);
+            }
         }
         // Deepest first, so rmdir succeeds.
         out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
