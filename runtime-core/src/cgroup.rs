@@ -613,34 +613,6 @@ pub fn oom_kill_field(text: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn resources(v: serde_json::Value) -> LinuxResources {
-        serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn v2_limits_need_their_controller() {
-        let have = |c: &str| c.split_whitespace().map(str::to_string).collect::<Vec<_>>();
-        let r = resources(serde_json::json!({"memory": {"limit": 67108864}}));
-        let e = check_v2_controllers(&r, &have("hugetlb pids")).unwrap_err();
-        assert!(e.to_string().contains("linux.resources.memory"), "{e}");
-        assert!(check_v2_controllers(&r, &have("memory")).is_ok());
-        let r = resources(serde_json::json!({"cpu": {"cpus": "0"}}));
-        let e = check_v2_controllers(&r, &have("cpu memory")).unwrap_err();
-        assert!(e.to_string().contains("cpuset"), "{e}");
-        let r = resources(serde_json::json!({"cpu": {"shares": 512}}));
-        assert!(check_v2_controllers(&r, &have("cpu")).is_ok());
-        // Empty sections and device rules need no controller.
-        let r = resources(
-            serde_json::json!({"memory": {}, "devices": [{"allow": false, "access": "rwm"}]}),
-        );
-        assert!(check_v2_controllers(&r, &[]).is_ok());
-    }
-}
-
 /// Moves the calling process into cgroup `path` (from each hierarchy's
 /// root) in every hierarchy it belongs to, as `/proc/self/cgroup` lists
 /// them (named ones such as `name=systemd`, and the v2 tree of a hybrid
@@ -725,4 +697,32 @@ fn join_dir(mount: &Path, rel: &str, cpuset: bool) -> std::io::Result<()> {
         }
     }
     std::fs::write(dir.join("cgroup.procs"), "0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resources(v: serde_json::Value) -> LinuxResources {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn v2_limits_need_their_controller() {
+        let have = |c: &str| c.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        let r = resources(serde_json::json!({"memory": {"limit": 67108864}}));
+        let e = check_v2_controllers(&r, &have("hugetlb pids")).unwrap_err();
+        assert!(e.to_string().contains("linux.resources.memory"), "{e}");
+        assert!(check_v2_controllers(&r, &have("memory")).is_ok());
+        let r = resources(serde_json::json!({"cpu": {"cpus": "0"}}));
+        let e = check_v2_controllers(&r, &have("cpu memory")).unwrap_err();
+        assert!(e.to_string().contains("cpuset"), "{e}");
+        let r = resources(serde_json::json!({"cpu": {"shares": 512}}));
+        assert!(check_v2_controllers(&r, &have("cpu")).is_ok());
+        // Empty sections and device rules need no controller.
+        let r = resources(
+            serde_json::json!({"memory": {}, "devices": [{"allow": false, "access": "rwm"}]}),
+        );
+        assert!(check_v2_controllers(&r, &[]).is_ok());
+    }
 }
