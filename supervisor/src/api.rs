@@ -4,6 +4,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use proto::api::{ContainerDetails, ContainerInfo, LogOptions, Request, Response};
@@ -11,16 +12,66 @@ use proto::asynch::{read_frame, write_frame};
 use proto::{ErrorKind, ErrorReply, FrameError, Hello, Status};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
+use crate::config::Shared;
 use crate::{spec, Error, Session, SessionInput, SessionOutput, SupervisorHandle};
 
-/// Binds the api socket (mode 0600). A socket file nobody serves is
+/// Binds the api socket (mode 0600, or 0660 with the socket group). A socket file nobody serves is
 /// replaced; one that answers belongs to another contd and is an error;
 /// anything that is not a socket is left alone and is an error. The socket
 /// is bound under a temporary name, given its mode, then renamed into
 /// place: it never exists at `path` with a looser mode.
-pub(crate) async fn bind(path: &Path) -> Result<UnixListener, Error> {
+/// Socket access: mode 0660 and the group `gid`, or 0600 for root alone.
+pub(crate) fn set_access(path: &Path, gid: Option<u32>) -> Result<(), Error> {
+    let (mode, group) = match gid {
+        Some(g) => (0o660, g),
+        None => (0o600, 0),
+    };
+    std::os::unix::fs::chown(path, None, Some(group))
+        .map_err(|e| Error::internal(format!("chown {}: {e}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::internal(format!("chmod {}: {e}", path.display())))
+}
+
+/// Whether a peer may use contd: root, or a member of the socket group
+/// (its primary group, or a supplementary one of the connecting process).
+fn permitted(
+    cred: &tokio::net::unix::UCred,
+    gid: Option<u32>,
+    group: Option<&str>,
+) -> Result<(), String> {
+    if cred.uid() == 0 {
+        return Ok(());
+    }
+    let Some(gid) = gid else {
+        return Err(format!(
+            "permission denied: uid {} is not root, and contd has no socket-group",
+            cred.uid()
+        ));
+    };
+    let supplementary = || {
+        let Some(pid) = cred.pid() else { return false };
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Groups:"))
+                    .map(|g| g.split_whitespace().any(|g| g == gid.to_string()))
+            })
+            .unwrap_or(false)
+    };
+    if cred.gid() == gid || supplementary() {
+        return Ok(());
+    }
+    Err(format!(
+        "permission denied: uid {} is not in group {}",
+        cred.uid(),
+        group.unwrap_or("?")
+    ))
+}
+
+pub(crate) async fn bind(path: &Path, gid: Option<u32>) -> Result<UnixListener, Error> {
     use std::os::unix::fs::FileTypeExt;
     match std::fs::symlink_metadata(path) {
         Ok(m) if !m.file_type().is_socket() => {
@@ -50,12 +101,10 @@ pub(crate) async fn bind(path: &Path) -> Result<UnixListener, Error> {
     let _ = std::fs::remove_file(&tmp);
     let l = UnixListener::bind(&tmp)
         .map_err(|e| Error::internal(format!("bind {}: {e}", path.display())))?;
-    let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| Error::internal(format!("chmod {}: {e}", tmp.display())))
-        .and_then(|()| {
-            std::fs::rename(&tmp, path)
-                .map_err(|e| Error::internal(format!("rename to {}: {e}", path.display())))
-        });
+    let placed = set_access(&tmp, gid).and_then(|()| {
+        std::fs::rename(&tmp, path)
+            .map_err(|e| Error::internal(format!("rename to {}: {e}", path.display())))
+    });
     if let Err(e) = placed {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
@@ -75,6 +124,7 @@ const FRAME: Duration = Duration::from_secs(10);
 pub(crate) async fn serve(
     l: UnixListener,
     h: SupervisorHandle,
+    shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
@@ -88,8 +138,9 @@ pub(crate) async fn serve(
                         continue;
                     };
                     let h = h.clone();
+                    let shared = shared.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = connection(s, h).await {
+                        if let Err(e) = connection(s, h, &shared).await {
                             debug!(error = %e, "client connection ended");
                         }
                         drop(slot);
@@ -133,7 +184,12 @@ async fn next_request(s: &mut UnixStream) -> Result<Option<Request>, FrameError>
     }
 }
 
-async fn connection(mut s: UnixStream, h: SupervisorHandle) -> Result<(), FrameError> {
+async fn connection(
+    mut s: UnixStream,
+    h: SupervisorHandle,
+    shared: &Shared,
+) -> Result<(), FrameError> {
+    let cred = s.peer_cred()?;
     let hello: Hello = match tokio::time::timeout(Duration::from_secs(10), read_frame(&mut s)).await
     {
         Ok(Ok(hello)) => hello,
@@ -146,6 +202,14 @@ async fn connection(mut s: UnixStream, h: SupervisorHandle) -> Result<(), FrameE
             return write_frame(&mut s, &reply).await;
         }
     };
+    // Checked on every connection, with the socket group in force now
+    // (a reload may change it); the answer takes the hello's place.
+    let t = shared.tunables();
+    if let Err(why) = permitted(&cred, t.socket_gid(), t.socket_group.as_deref()) {
+        warn!(uid = cred.uid(), pid = cred.pid(), "{why}");
+        let reply = Response::Error(ErrorReply::new(ErrorKind::InvalidArgument, why));
+        return write_frame(&mut s, &reply).await;
+    }
     let version = match proto::answer_hello(&hello, "contd") {
         Ok(ours) => {
             write_frame(&mut s, &ours).await?;
@@ -165,6 +229,9 @@ async fn connection(mut s: UnixStream, h: SupervisorHandle) -> Result<(), FrameE
             Err(e) => return Err(e),
         };
         debug!(?req, "request");
+        if let Some((op, ns, name)) = mutation(&req) {
+            info!(op, ns, name, uid = cred.uid(), pid = cred.pid(), "request");
+        }
         match req {
             // The connection becomes the session's stream.
             Request::Attach {
@@ -211,6 +278,26 @@ async fn connection(mut s: UnixStream, h: SupervisorHandle) -> Result<(), FrameE
             }
         }
     }
+}
+
+/// A request that changes something: what, and to which container.
+fn mutation(req: &Request) -> Option<(&'static str, &str, &str)> {
+    Some(match req {
+        Request::Create(c) | Request::CreateInteractive { req: c, .. } => {
+            ("create", &c.ns, &c.name)
+        }
+        Request::CreateContainer(c) => (if c.start { "run" } else { "create" }, &c.ns, &c.name),
+        Request::Start { ns, name } => ("start", ns, name),
+        Request::Stop { ns, name, .. } => ("stop", ns, name),
+        Request::Kill { ns, name, .. } => ("kill", ns, name),
+        Request::Pause { ns, name } => ("pause", ns, name),
+        Request::Resume { ns, name } => ("resume", ns, name),
+        Request::Update { ns, name, .. } => ("update", ns, name),
+        Request::Remove { ns, name, .. } => ("remove", ns, name),
+        Request::Exec { ns, name, .. } => ("exec", ns, name),
+        Request::Attach { ns, name, .. } => ("attach", ns, name),
+        _ => return None,
+    })
 }
 
 /// A client older than protocol 5 cannot decode the status `unknown`: it

@@ -16,7 +16,11 @@ use crate::events::Bus;
 use crate::link::{self, Link, LinkEvent, Unreachable};
 use crate::restart::RestartState;
 use crate::spec::{self, Meta};
-use crate::{launch, Config, Error};
+use std::sync::Arc;
+
+use crate::config::Shared;
+use crate::registry::AdoptGuard;
+use crate::{launch, Error};
 
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
@@ -67,7 +71,7 @@ struct Live {
 
 struct ContainerActor {
     rx: mpsc::Receiver<Msg>,
-    config: Config,
+    config: Arc<Shared>,
     bus: Bus,
     ns: String,
     name: String,
@@ -81,6 +85,10 @@ struct ContainerActor {
     live: Live,
     restart: RestartState,
     restart_at: Option<tokio::time::Instant>,
+    /// A monitor that did not answer adoption in time is tried again
+    /// then; operations other than inspect wait for it.
+    relink_at: Option<tokio::time::Instant>,
+    relink_every: Duration,
     waiters: Vec<Reply<ExitRecord>>,
     stoppers: Vec<Reply<()>>,
 }
@@ -102,12 +110,16 @@ impl ContainerHandle {
     /// Spawns the actor of a container that is about to be created
     /// (`meta: None`) or that exists on disk (adopted).
     pub(crate) fn spawn(
-        config: &Config,
+        config: &Arc<Shared>,
         bus: &Bus,
         ns: &str,
         name: &str,
-        meta: Option<Meta>,
+        adopt: Option<(Meta, AdoptGuard)>,
     ) -> Self {
+        let (meta, guard) = match adopt {
+            Some((m, g)) => (Some(m), Some(g)),
+            None => (None, None),
+        };
         let (tx, rx) = mpsc::channel(16);
         let dir = config.state_dir.join(ns).join(name);
         let log_path = config.log_dir.join(ns).join(format!("{name}.log"));
@@ -130,11 +142,13 @@ impl ContainerHandle {
             link_pending: false,
             live: Live::default(),
             restart_at: None,
+            relink_at: None,
+            relink_every: Duration::from_secs(1),
             waiters: Vec::new(),
             stoppers: Vec::new(),
         };
         let span = info_span!("container", ns, name);
-        tokio::spawn(Box::new(actor).run(adopted).instrument(span));
+        tokio::spawn(Box::new(actor).run(guard).instrument(span));
         ContainerHandle { tx, log_path }
     }
 
@@ -246,11 +260,12 @@ fn unreachable_err(name: &str, e: Unreachable) -> Error {
 impl ContainerActor {
     /// The actor lives on the heap once: an async fn taking it by value
     /// would keep two copies in its future.
-    async fn run(mut self: Box<Self>, adopted: bool) {
+    async fn run(mut self: Box<Self>, adopting: Option<AdoptGuard>) {
         // The steps are boxed: the actor's own future, resident for the
         // container's whole life, then holds none of their state (5 kB).
-        if adopted {
+        if let Some(guard) = adopting {
             Box::pin(self.adopt()).await;
+            drop(guard);
         }
         loop {
             if self.link_pending {
@@ -273,6 +288,7 @@ impl ContainerActor {
                 }
                 ev = next_link_event(&mut self.link) => Box::pin(self.on_link(ev)).await,
                 () = restart_due(self.restart_at) => Box::pin(self.restart_now()).await,
+                () = restart_due(self.relink_at) => Box::pin(self.relink()).await,
             }
         }
     }
@@ -404,9 +420,59 @@ impl ContainerActor {
         }
     }
 
+    /// The first link to the monitor of a container found on disk: within
+    /// the adoption timeout, or it is listed as unknown and retried in the
+    /// background.
     async fn adopt(&mut self) {
-        self.link_up().await;
+        let t = self.config.adopt_timeout;
+        if tokio::time::timeout(t, self.link_up()).await.is_err() {
+            self.unanswered();
+            self.publish(EventKind::Adopted);
+            return;
+        }
         self.publish(EventKind::Adopted);
+        self.linked_after_adoption().await;
+    }
+
+    /// The monitor did not answer in time: listed as unknown, retried.
+    fn unanswered(&mut self) {
+        let t = self.config.adopt_timeout;
+        self.link = None;
+        self.live.status = Some(Status::Unknown);
+        self.live.error = Some(format!(
+            "monitor did not answer within {} s; contd retries in the background",
+            t.as_secs()
+        ));
+        warn!(retry_in = ?self.relink_every, "monitor did not answer adoption in time");
+        self.relink_at = Some(tokio::time::Instant::now() + self.relink_every);
+        self.relink_every = (self.relink_every * 2).min(Duration::from_secs(30));
+    }
+
+    /// Another try at a monitor that did not answer adoption.
+    async fn relink(&mut self) {
+        self.relink_at = None;
+        let t = self.config.adopt_timeout;
+        if tokio::time::timeout(t, self.link_up()).await.is_err() {
+            self.unanswered();
+            return;
+        }
+        info!("monitor answered at last");
+        self.linked_after_adoption().await;
+    }
+
+    /// Refuses an operation while the monitor has not answered adoption.
+    fn answered(&self) -> Result<(), Error> {
+        match self.relink_at {
+            Some(_) => Err(Error::conflict(format!(
+                "container {}'s monitor does not answer; contd retries in the background: try again later",
+                self.name
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// What adoption does once the monitor's state is known.
+    async fn linked_after_adoption(&mut self) {
         if self.live.error.is_some() && self.live.exit.is_none() {
             if self.link.is_none() {
                 self.publish(EventKind::MonitorLost);
@@ -627,6 +693,7 @@ impl ContainerActor {
     /// One request to the monitor over the link.
     async fn monitor(&mut self, req: MReq) -> Result<MResp, Error> {
         self.exists()?;
+        self.answered()?;
         let Some(link) = &mut self.link else {
             return Err(Error::conflict(
                 if self.live.status == Some(Status::Unknown) {
@@ -669,7 +736,10 @@ impl ContainerActor {
         })
     }
 
-    async fn create(&mut self, config: ContainerConfig) -> Result<ContainerDetails, Error> {
+    async fn create(&mut self, mut config: ContainerConfig) -> Result<ContainerDetails, Error> {
+        if config.restart == proto::api::RestartPolicy::No {
+            config.restart = self.config.tunables().default_restart;
+        }
         let cgroup_path = format!("{}/{}/{}", self.config.cgroup_parent, self.ns, self.name);
         let (spec, args) = spec::build(&config, &cgroup_path)?;
         if self.dir.exists() {
@@ -809,6 +879,7 @@ impl ContainerActor {
 
     async fn start(&mut self) -> Result<(), Error> {
         self.exists()?;
+        self.answered()?;
         match self.live.status {
             Some(Status::Created) => {
                 self.restart.stopped = false;
@@ -915,6 +986,7 @@ impl ContainerActor {
 
     async fn kill(&mut self, signal: i32) -> Result<(), Error> {
         self.exists()?;
+        self.answered()?;
         if !(1..=64).contains(&signal) {
             return Err(Error::invalid(format!("invalid signal {signal}")));
         }
@@ -939,7 +1011,7 @@ impl ContainerActor {
     }
 
     async fn stop(&mut self, grace: Duration, reply: Reply<()>) {
-        if let Err(e) = self.exists() {
+        if let Err(e) = self.exists().and_then(|_| self.answered()) {
             let _ = reply.send(Err(e));
             return;
         }
@@ -1094,6 +1166,7 @@ impl ContainerActor {
 
     async fn remove(&mut self, force: bool) -> Result<(), Error> {
         self.exists()?;
+        self.answered()?;
         if self.live.status == Some(Status::Unknown) {
             if !force && self.orphan().is_some() {
                 return Err(Error::conflict(format!(

@@ -27,7 +27,7 @@ pub(crate) async fn launch(
     dir: &Path,
     log_path: &Path,
     id: &str,
-    config: &crate::Config,
+    config: &crate::config::Shared,
     stdin: bool,
     terminal: bool,
     start: bool,
@@ -61,11 +61,12 @@ pub(crate) async fn launch(
     if let Some(l) = config.monitor_linger {
         cmd.arg("--linger").arg(l.as_secs().to_string());
     }
-    if config.log_max_size > 0 {
+    let t = config.tunables();
+    if t.log_max_size > 0 {
         cmd.arg("--log-max-size")
-            .arg(config.log_max_size.to_string())
+            .arg(t.log_max_size.to_string())
             .arg("--log-max-files")
-            .arg(config.log_max_files.max(1).to_string());
+            .arg(t.log_max_files.max(1).to_string());
     }
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::from(w))

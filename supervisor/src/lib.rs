@@ -24,12 +24,14 @@
 //! - `error`: [`Error`].
 
 mod api;
+mod config;
 mod container;
 mod error;
 mod events;
 mod launch;
 mod link;
 mod logs;
+pub mod notify;
 mod registry;
 mod restart;
 mod session;
@@ -37,6 +39,7 @@ mod spec;
 mod top;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use proto::api::{
@@ -47,6 +50,10 @@ use proto::{ExitRecord, Resources, Status};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+pub use config::{
+    check_log_format, check_log_level, parse_size, Config, ConfigBuilder, ConfigError, Reloaded,
+    Settings, Size, DEFAULT_CONFIG_PATH, LOG_LEVELS,
+};
 pub use error::Error;
 pub use events::EventStream;
 pub use logs::{LogChunk, LogStream};
@@ -54,70 +61,14 @@ pub use session::{Session, SessionInput, SessionOutput, SessionReader, SessionWr
 
 use registry::Registry;
 
-/// Where contd keeps things; every path can be overridden, so tests run side
-/// by side in temporary directories.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Per-container state: `<state_dir>/<ns>/<name>/`.
-    pub state_dir: PathBuf,
-    /// Logs: `<log_dir>/<ns>/<name>.log`.
-    pub log_dir: PathBuf,
-    /// The api socket.
-    pub socket: PathBuf,
-    /// The `contd-monitor` binary.
-    pub monitor_bin: PathBuf,
-    /// cgroups are `<cgroup_parent>/<ns>/<name>` in each hierarchy.
-    pub cgroup_parent: String,
-    /// How long a monitor stays after its container exited when no
-    /// supervisor releases it (`None`: until released). The exit record
-    /// stays on disk either way.
-    pub monitor_linger: Option<std::time::Duration>,
-    /// Rotate a container's log before it grows past this many bytes
-    /// (0: never).
-    pub log_max_size: u64,
-    /// Log files kept per container, the live one included (at least 1).
-    pub log_max_files: u32,
-    /// On removal, move a container's log files aside (to
-    /// `<log_dir>/<ns>/.removed/<name>-<created>/`) instead of deleting them.
-    pub keep_logs: bool,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        let monitor_bin = std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(|d| d.join("contd-monitor")))
-            .unwrap_or_else(|| PathBuf::from("contd-monitor"));
-        Config {
-            state_dir: "/run/contd/containers".into(),
-            log_dir: "/var/log/contd".into(),
-            socket: "/run/contd/contd.sock".into(),
-            monitor_bin,
-            cgroup_parent: "contd".into(),
-            monitor_linger: None,
-            log_max_size: 0,
-            log_max_files: 1,
-            keep_logs: false,
-        }
-    }
-}
-
-impl Config {
-    /// The cgroup every monitor moves into (from each hierarchy's root),
-    /// out of contd's own: `<cgroup_parent>-monitors`, beside the
-    /// containers' `<cgroup_parent>/`. See `docs/decisions.md`.
-    pub fn monitor_cgroup(&self) -> String {
-        format!("{}-monitors", self.cgroup_parent.trim_end_matches('/'))
-    }
-}
-
 /// A running supervisor.
 #[derive(Debug)]
 pub struct Supervisor {
     handle: SupervisorHandle,
+    shared: Arc<config::Shared>,
     shutdown: watch::Sender<bool>,
-    server: tokio::task::JoinHandle<()>,
-    socket: PathBuf,
+    server: Option<tokio::task::JoinHandle<()>>,
+    adopting: watch::Receiver<usize>,
 }
 
 /// The operations of contd; cheap to clone.
@@ -192,7 +143,9 @@ fn scan(config: &Config) -> Vec<spec::Meta> {
 }
 
 impl Supervisor {
-    /// Starts contd: adopts the containers on disk and serves the api socket.
+    /// Starts contd: finds the containers on disk, starts adopting them
+    /// (each on its own, within [`Config::adopt_timeout`]) and serves the
+    /// api socket at once, if the configuration has one.
     ///
     /// # Errors
     /// If the directories cannot be created or the socket cannot be bound
@@ -210,23 +163,35 @@ impl Supervisor {
                     Error::internal(format!("chmod {}: {e}", config.state_dir.display()))
                 })?;
         }
-        if let Some(parent) = config.socket.parent() {
+        if let Some(parent) = config.socket.as_deref().and_then(std::path::Path::parent) {
             std::fs::create_dir_all(parent)
                 .map_err(|e| Error::internal(format!("create {}: {e}", parent.display())))?;
         }
         let adopted = scan(&config);
+        let (adopting_tx, adopting) = watch::channel(adopted.len());
+        let adopting_tx = Arc::new(adopting_tx);
+        let shared = Arc::new(config::Shared::new(config));
         let bus = events::Bus::new();
-        let registry = Registry::spawn(config.clone(), bus.clone(), adopted);
+        let listener = match &shared.socket {
+            Some(path) => Some(api::bind(path, shared.socket_gid()).await?),
+            None => None,
+        };
+        let registry = Registry::spawn(shared.clone(), bus.clone(), adopted, &adopting_tx);
+        drop(adopting_tx);
         let handle = SupervisorHandle { registry, bus };
-        let listener = api::bind(&config.socket).await?;
         let (shutdown, rx) = watch::channel(false);
-        let server = tokio::spawn(api::serve(listener, handle.clone(), rx));
-        info!(socket = %config.socket.display(), "serving");
+        let server = listener.map(|l| {
+            if let Some(p) = &shared.socket {
+                info!(socket = %p.display(), "serving");
+            }
+            tokio::spawn(api::serve(l, handle.clone(), shared.clone(), rx))
+        });
         Ok(Supervisor {
             handle,
+            shared,
             shutdown,
             server,
-            socket: config.socket,
+            adopting,
         })
     }
 
@@ -235,11 +200,49 @@ impl Supervisor {
         self.handle.clone()
     }
 
+    /// Returns once every container found on disk at start has been
+    /// adopted: its monitor answered, was found gone, or did not answer
+    /// within the adoption timeout (then it is retried in the background).
+    pub async fn adopted(&self) {
+        let mut rx = self.adopting.clone();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+
+    /// How many containers found at start are still being adopted.
+    pub fn adopting(&self) -> usize {
+        *self.adopting.borrow()
+    }
+
+    /// The configuration in effect (reloadable settings as they were at
+    /// start).
+    pub fn config(&self) -> &Config {
+        &self.shared
+    }
+
+    /// Takes the reloadable settings of `new` (log limits for new
+    /// containers, the default restart policy, the socket group); reports
+    /// those that changed, and those that differ but need a restart.
+    pub fn reload(&self, new: &Config) -> Reloaded {
+        let r = self.shared.reload(new);
+        if r.applied.iter().any(|a| a.starts_with("socket-group:")) {
+            if let Some(path) = &self.shared.socket {
+                if let Err(e) = api::set_access(path, self.shared.tunables().socket_gid()) {
+                    warn!(error = %e, "socket permissions not changed");
+                }
+            }
+        }
+        r
+    }
+
     /// Stops serving and removes the socket. Containers keep running.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        let _ = self.server.await;
-        let _ = std::fs::remove_file(&self.socket);
+        if let Some(server) = self.server {
+            let _ = server.await;
+        }
+        if let Some(socket) = &self.shared.socket {
+            let _ = std::fs::remove_file(socket);
+        }
     }
 }
 

@@ -4,10 +4,15 @@ use std::collections::BTreeMap;
 
 use tokio::sync::{mpsc, oneshot};
 
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::config::Shared;
 use crate::container::ContainerHandle;
 use crate::events::Bus;
 use crate::spec::Meta;
-use crate::{Config, Error};
+use crate::Error;
 
 type Key = (String, String);
 
@@ -29,6 +34,15 @@ enum Msg {
     },
 }
 
+/// Held by a container actor until its first link attempt is over.
+pub(crate) struct AdoptGuard(Arc<watch::Sender<usize>>);
+
+impl Drop for AdoptGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
 /// Handle to the registry actor.
 #[derive(Clone, Debug)]
 pub(crate) struct Registry {
@@ -37,20 +51,28 @@ pub(crate) struct Registry {
 
 struct RegistryActor {
     rx: mpsc::Receiver<Msg>,
-    config: Config,
+    config: Arc<Shared>,
     bus: Bus,
     containers: BTreeMap<Key, ContainerHandle>,
 }
 
 impl Registry {
     /// Starts the registry with the containers found on disk.
-    pub(crate) fn spawn(config: Config, bus: Bus, adopted: Vec<Meta>) -> Self {
+    /// `adopting` counts down as each adopted container's monitor has
+    /// answered, or failed to in time.
+    pub(crate) fn spawn(
+        config: Arc<Shared>,
+        bus: Bus,
+        adopted: Vec<Meta>,
+        adopting: &Arc<watch::Sender<usize>>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(64);
         let containers = adopted
             .into_iter()
             .map(|m| {
                 let key = (m.ns.clone(), m.name.clone());
-                let h = ContainerHandle::spawn(&config, &bus, &key.0, &key.1, Some(m));
+                let guard = AdoptGuard(adopting.clone());
+                let h = ContainerHandle::spawn(&config, &bus, &key.0, &key.1, Some((m, guard)));
                 (key, h)
             })
             .collect();

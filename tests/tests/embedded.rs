@@ -69,16 +69,17 @@ fn every_operation_through_an_embedded_supervisor() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let sup = Supervisor::start(Config {
-            state_dir: env.state_dir.clone(),
-            log_dir: env.log_dir.clone(),
-            socket: env.socket.clone(),
-            monitor_bin: bin_dir().join("contd-monitor"),
-            cgroup_parent: env.cgroup_parent.clone(),
-            ..Config::default()
-        })
-        .await
-        .unwrap();
+        // No api socket: the handle is the only way in.
+        let settings = Config::builder()
+            .state_dir(env.state_dir.clone())
+            .log_dir(env.log_dir.clone())
+            .monitor_bin(bin_dir().join("contd-monitor"))
+            .cgroup_parent(env.cgroup_parent.clone())
+            .no_socket()
+            .build()
+            .unwrap();
+        let sup = Supervisor::start(settings).await.unwrap();
+        assert!(!env.socket.exists());
         let h = sup.handle();
         let mut events = h
             .events(EventFilter {
