@@ -318,24 +318,46 @@ fn reload(cli: &Cli, sup: &Supervisor, filter: &FilterHandle, level: &mut String
         .clone()
         .or_else(|| std::env::var("CONTD_LOG").ok())
         .unwrap_or_else(|| "info".into());
-    let mut changed = false;
+    let new_filter = if new_level == *level {
+        None
+    } else {
+        match EnvFilter::try_new(&new_level) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                error!("reload: log-level {new_level:?}: {e}; the running configuration stays");
+                return;
+            }
+        }
+    };
+    // What changed is logged at the more verbose of the two levels: a
+    // quieter level is set after, a louder one before.
+    let rank = |l: &str| supervisor::LOG_LEVELS.iter().position(|x| *x == l);
+    let louder = matches!((rank(level), rank(&new_level)), (Some(a), Some(b)) if b > a);
+    let switch = |filter_now: Option<EnvFilter>, level: &mut String| {
+        if let Some(f) = filter_now {
+            let change = format!("log-level: {level:?} -> {new_level:?}");
+            if !louder {
+                info!(change = %change, "reloaded");
+            }
+            match filter.reload(f) {
+                Ok(()) => *level = new_level.clone(),
+                Err(e) => error!("reload: log-level: {e}"),
+            }
+            if louder {
+                info!(change = %change, "reloaded");
+            }
+        }
+    };
+    let mut pending = new_filter;
+    let changed = pending.is_some();
+    if louder {
+        switch(pending.take(), level);
+    }
     if settings.log_format.as_deref().unwrap_or("text") != log_format(cli) {
         warn!(
             key = "log-format",
             "changed in the configuration; takes effect after a restart"
         );
-        changed = true;
-    }
-    if new_level != *level {
-        changed = true;
-        match EnvFilter::try_new(&new_level).map(|f| filter.reload(f)) {
-            Ok(Ok(())) => {
-                info!(change = %format!("log-level: {level:?} -> {new_level:?}"), "reloaded");
-                *level = new_level;
-            }
-            Ok(Err(e)) => error!("reload: log-level: {e}"),
-            Err(e) => error!("reload: log-level {new_level:?}: {e}"),
-        }
     }
     let r = sup.reload(&config);
     for change in &r.applied {
@@ -347,6 +369,7 @@ fn reload(cli: &Cli, sup: &Supervisor, filter: &FilterHandle, level: &mut String
     if !changed && r.applied.is_empty() && r.need_restart.is_empty() {
         info!("reloaded; nothing changed");
     }
+    switch(pending, level);
 }
 
 #[cfg(test)]

@@ -188,6 +188,8 @@ pub struct TestEnv {
     pub cgroup_parent: String,
     /// Extra contd flags for the next `start_contd`.
     pub contd_args: Vec<String>,
+    /// Extra environment for the next `start_contd`.
+    pub contd_env: Vec<(String, String)>,
     bins: PathBuf,
     contd: Option<Child>,
 }
@@ -218,6 +220,7 @@ impl TestEnv {
             cgroup_parent: format!("contd-test-{}-{n}", std::process::id()),
             dir,
             contd_args: Vec::new(),
+            contd_env: Vec::new(),
             bins,
             contd: None,
         }
@@ -251,6 +254,7 @@ impl TestEnv {
             .arg(&self.cgroup_parent)
             .args(&self.contd_args)
             .env("CONTD_LOG", "debug")
+            .envs(self.contd_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

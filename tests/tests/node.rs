@@ -170,3 +170,379 @@ fn killing_every_process_in_contds_cgroup_kills_no_container() {
         env.leftover_cgroups()
     );
 }
+
+/// A fake service manager: the datagram socket `NOTIFY_SOCKET` names.
+struct Manager {
+    sock: std::os::unix::net::UnixDatagram,
+    path: PathBuf,
+    seen: Vec<String>,
+}
+
+impl Manager {
+    fn new(env: &mut TestEnv) -> Self {
+        let path = env.dir.path().join("notify.sock");
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        env.contd_env
+            .push(("NOTIFY_SOCKET".into(), path.display().to_string()));
+        Manager {
+            sock,
+            path,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next message that contains `want`, within `secs`; every
+    /// message is kept in `seen`.
+    fn until(&mut self, want: &str, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no {want:?} from contd; got {:?}",
+                self.seen
+            );
+            self.sock.set_read_timeout(Some(left)).unwrap();
+            let Ok(n) = self.sock.recv(&mut buf) else {
+                continue;
+            };
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            println!("notify: {}", msg.replace('\n', " | "));
+            self.seen.push(msg.clone());
+            if msg.lines().any(|l| l == want || l.starts_with(want)) {
+                return msg;
+            }
+        }
+    }
+}
+
+fn environ(pid: i64) -> String {
+    String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default())
+        .replace('\0', "\n")
+}
+
+#[test]
+fn readiness_status_reload_watchdog_and_stopping_reach_the_service_manager() {
+    let mut env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap().to_string();
+    for n in ["a", "b", "c"] {
+        env.ok(&["run", "-d", "--name", n, &root, "sleep", "1000"]);
+    }
+    env.stop_contd(libc::SIGKILL);
+    let mut m = Manager::new(&mut env);
+    env.contd_env
+        .push(("WATCHDOG_USEC".into(), "400000".into()));
+    env.start_contd();
+
+    // The first word is READY, and it comes once all three are adopted:
+    // its status counts them running.
+    let ready = m.until("READY=1", 20);
+    assert_eq!(m.seen.len(), 1, "READY=1 first: {:?}", m.seen);
+    assert!(ready.contains("STATUS=3 containers, 3 running"), "{ready}");
+    m.until("WATCHDOG=1", 5);
+
+    // No child inherits the protocol's variables.
+    env.ok(&["run", "-d", "--name", "d", &root, "sleep", "1000"]);
+    let d = pid_of(&env, "d");
+    let monitor = std::fs::read_to_string(env.state_dir.join("default/d/monitor.pid")).unwrap();
+    for pid in [d, monitor.trim().parse().unwrap()] {
+        let e = environ(pid);
+        assert!(
+            !e.contains("NOTIFY_SOCKET") && !e.contains("WATCHDOG_"),
+            "{pid}: {e}"
+        );
+    }
+    m.until("STATUS=4 containers, 4 running", 10);
+
+    // SIGHUP: reloading, then ready again.
+    let pid = nix::unistd::Pid::from_raw(env.contd_pid().unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let reloading = m.until("RELOADING=1", 10);
+    assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
+    m.until("READY=1", 10);
+    assert!(env.contd_alive(), "SIGHUP killed contd");
+
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    m.until("STOPPING=1", 10);
+    env.stop_contd(libc::SIGTERM);
+    assert!(!env.socket.exists(), "the socket outlived contd");
+    for n in ["a", "b", "c", "d"] {
+        assert!(pid_alive(d), "{n} stopped with contd");
+    }
+    let _ = std::fs::remove_file(&m.path);
+    env.contd_env.clear();
+    env.start_contd();
+    for n in ["a", "b", "c", "d"] {
+        env.ok(&["rm", "-f", n]);
+    }
+}
+
+#[test]
+fn a_monitor_that_does_not_answer_delays_neither_readiness_nor_the_others() {
+    let mut env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap().to_string();
+    for n in ["a", "b", "c"] {
+        env.ok(&["run", "-d", "--name", n, &root, "sleep", "1000"]);
+    }
+    let stuck: i32 = std::fs::read_to_string(env.state_dir.join("default/b/monitor.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    env.stop_contd(libc::SIGKILL);
+    let stuck_pid = nix::unistd::Pid::from_raw(stuck);
+    nix::sys::signal::kill(stuck_pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let mut m = Manager::new(&mut env);
+    env.contd_args = vec!["--adopt-timeout".into(), "1".into()];
+    let t0 = Instant::now();
+    env.start_contd();
+    let ready = m.until("READY=1", 20);
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(5), "READY after {took:?}");
+    assert!(ready.contains("3 containers, 2 running"), "{ready}");
+    assert_eq!(env.inspect("a")["status"], "running");
+    assert_eq!(env.inspect("c")["status"], "running");
+    let b = env.inspect("b");
+    assert_eq!(b["status"], "unknown", "{b}");
+    assert!(
+        b["error"].as_str().unwrap().contains("did not answer"),
+        "{b}"
+    );
+    let stop = env.contctl(&["stop", "b"]);
+    assert!(!stop.status.success());
+    assert!(
+        String::from_utf8_lossy(&stop.stderr).contains("does not answer"),
+        "{stop:?}"
+    );
+
+    // Back: contd's background retry links to it.
+    nix::sys::signal::kill(stuck_pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    env.wait_for("b adopted after all", 40, || {
+        env.inspect("b")["status"] == "running"
+    });
+    assert!(env.inspect("b")["error"].is_null());
+    env.ok(&["stop", "-t", "1", "b"]);
+    for n in ["a", "b", "c"] {
+        env.ok(&["rm", "-f", n]);
+    }
+    assert!(env.monitor_pids().is_empty());
+}
+
+fn contd_with(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(contd_tests::bin_dir().join("contd"))
+        .args(args)
+        .arg("--state-dir")
+        .arg(&env.state_dir)
+        .arg("--log-dir")
+        .arg(&env.log_dir)
+        .arg("--socket")
+        .arg(&env.socket)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_bad_config_file_names_the_line_and_the_key_and_starts_nothing() {
+    let env = TestEnv::without_contd();
+    let file = env.dir.path().join("config.toml");
+    let cases = [
+        (
+            "log-level = \"info\"\n# a comment\nlog-levle = \"debug\"\n",
+            ":3: log-levle: unknown field",
+        ),
+        ("keep-logs = \"yes\"\n", ":1: keep-logs: invalid type"),
+        ("log-max-size = \"lots\"\n", ":1: log-max-size: "),
+        ("log-max-files = 0\n", "log-max-files: must be at least 1"),
+        ("default-restart = \"sometimes\"\n", "default-restart: "),
+        ("log-format = \"xml\"\n", "log-format: "),
+    ];
+    for (text, want) in cases {
+        std::fs::write(&file, text).unwrap();
+        let out = contd_with(&env, &["--config", file.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {err}");
+        assert!(err.contains(want), "{text}: want {want:?} in {err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(!env.socket.exists() && !env.state_dir.exists(), "{text}");
+    }
+    // A flag is checked the same way, and a missing --config file is an error.
+    let out = contd_with(&env, &["--log-max-files", "0"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("log-max-files: must be at least 1"));
+    let out = contd_with(&env, &["--config", "/nonexistent/contd.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/contd.toml"));
+}
+
+#[test]
+fn sighup_reloads_what_it_can_and_says_what_needs_a_restart() {
+    let mut env = TestEnv::without_contd();
+    let root = env.rootfs.to_str().unwrap().to_string();
+    let file = env.dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        "default-restart = \"on-failure:2\"\nlog-max-size = \"1m\"\nlog-max-files = 2\n",
+    )
+    .unwrap();
+    env.contd_args = vec![
+        "--config".into(),
+        file.display().to_string(),
+        "--log-format".into(),
+        "json".into(),
+    ];
+    env.start_contd();
+    env.ok(&["run", "-d", "--name", "a", &root, "sleep", "1000"]);
+    let a = env.inspect("a");
+    assert_eq!(a["restart_policy"], "on-failure:2", "{a}");
+    let monitor = std::fs::read_to_string(env.state_dir.join("default/a/monitor.pid")).unwrap();
+    let cmdline = std::fs::read_to_string(format!("/proc/{}/cmdline", monitor.trim()))
+        .unwrap()
+        .replace('\0', " ");
+    assert!(
+        cmdline.contains("--log-max-size 1048576 --log-max-files 2"),
+        "{cmdline}"
+    );
+
+    std::fs::write(
+        &file,
+        "default-restart = \"no\"\nlog-max-size = \"2m\"\nlog-max-files = 2\nkeep-logs = true\nlog-level = \"warn\"\n",
+    )
+    .unwrap();
+    let pid = nix::unistd::Pid::from_raw(env.contd_pid().unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    env.wait_for("the reload logged", 10, || {
+        env.contd_log().contains("keep-logs")
+    });
+    let log = env.contd_log();
+    // Every line is one JSON object; what changed is logged.
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let has = |level: &str, text: &str| {
+        lines
+            .iter()
+            .any(|l| l["level"] == level && l.to_string().contains(text))
+    };
+    assert!(
+        has("INFO", "default-restart: OnFailure { max: 2 } -> No"),
+        "{log}"
+    );
+    assert!(has("INFO", "log-max-size: 1048576 -> 2097152"), "{log}");
+    assert!(
+        has("INFO", "log-level: \\\"debug\\\" -> \\\"warn\\\""),
+        "{log}"
+    );
+    assert!(has("WARN", "keep-logs"), "{log}");
+    // The request of `run a` was logged once, with its peer.
+    let runs: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["op"] == "run")
+        .collect();
+    assert_eq!(runs.len(), 1, "{log}");
+    assert_eq!(runs[0]["fields"]["name"], "a");
+    assert_eq!(runs[0]["fields"]["ns"], "default");
+    assert_eq!(runs[0]["fields"]["uid"], 0);
+    assert!(runs[0]["fields"]["pid"].as_u64().unwrap() > 0);
+
+    // New containers get the new settings; at level warn, no info lines.
+    let before = env.contd_log().lines().count();
+    env.ok(&["run", "-d", "--name", "b", &root, "sleep", "1000"]);
+    assert_eq!(env.inspect("b")["restart_policy"], "no");
+    let monitor = std::fs::read_to_string(env.state_dir.join("default/b/monitor.pid")).unwrap();
+    let cmdline = std::fs::read_to_string(format!("/proc/{}/cmdline", monitor.trim()))
+        .unwrap()
+        .replace('\0', " ");
+    assert!(cmdline.contains("--log-max-size 2097152"), "{cmdline}");
+    assert_eq!(
+        env.contd_log().lines().count(),
+        before,
+        "{}",
+        env.contd_log()
+    );
+
+    // A broken file changes nothing and contd stays up.
+    std::fs::write(&file, "log-level = 3\n").unwrap();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    env.wait_for("the bad reload logged", 10, || {
+        env.contd_log().contains("the running configuration stays")
+    });
+    assert!(env.contd_alive());
+    env.ok(&["rm", "-f", "a"]);
+    env.ok(&["rm", "-f", "b"]);
+}
+
+#[test]
+fn logs_have_no_colour_off_a_terminal() {
+    let env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap().to_string();
+    env.ok(&["run", "-d", "--name", "a", &root, "true"]);
+    env.ok(&["rm", "-f", "a"]);
+    let log = env.contd_log();
+    assert!(log.contains("op=\"run\""), "{log}");
+    assert!(!log.contains('\x1b'), "ANSI escapes in a file: {log}");
+}
+
+/// The api socket's answer to a connection from `uid`/`gid` (contctl run
+/// as that user).
+fn ps_as(env: &TestEnv, uid: u32, gid: u32) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    std::process::Command::new(contd_tests::bin_dir().join("contctl"))
+        .arg("--socket")
+        .arg(&env.socket)
+        .arg("ps")
+        .uid(uid)
+        .gid(gid)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_socket_group_opens_contd_to_its_members_and_no_one_else() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut env = TestEnv::without_contd();
+    // Others may reach the socket's directory (tempdirs are 0700).
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let (member, other) = (65534u32, 65533u32);
+    env.contd_args = vec!["--socket-group".into(), member.to_string()];
+    env.start_contd();
+    let meta = std::fs::metadata(&env.socket).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o660);
+    assert_eq!(meta.gid(), member);
+
+    let ok = ps_as(&env, 12345, member);
+    assert!(ok.status.success(), "{ok:?}");
+    // The file's mode keeps others out; were it opened by mistake, the
+    // credentials check still refuses them, by name.
+    let shut = ps_as(&env, 12345, other);
+    assert!(!shut.status.success());
+    std::fs::set_permissions(&env.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let refused = ps_as(&env, 12345, other);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        err.contains(&format!(
+            "permission denied: uid 12345 is not in group {member}"
+        )),
+        "{err}"
+    );
+
+    // Without a group, root alone.
+    env.stop_contd(libc::SIGTERM);
+    env.contd_args.clear();
+    env.start_contd();
+    assert_eq!(
+        std::fs::metadata(&env.socket).unwrap().mode() & 0o777,
+        0o600
+    );
+    std::fs::set_permissions(&env.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let refused = ps_as(&env, 12345, member);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("permission denied: uid 12345 is not root, and contd has no socket-group"),
+        "{err}"
+    );
+    assert!(env.ok(&["ps"]).contains("NAME"));
+}
