@@ -22,7 +22,7 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-cargo build --workspace --quiet
+cargo build --workspace --bins --examples --quiet
 # contd, contd-monitor and contctl of protocols 1-3, from this repository's
 # history: tests/tests/compat.rs takes over their containers.
 scripts/old-releases.sh

@@ -7,6 +7,44 @@
 //! durable exit record of a container whose monitor has gone. Stopping contd
 //! never stops a container.
 //!
+//! # Embedding
+//!
+//! ```no_run
+//! use supervisor::proto::api::{ContainerConfig, EventFilter, RestartPolicy};
+//! use supervisor::{Config, Supervisor};
+//!
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! // The daemon's defaults and checks; no api socket, the handle is the
+//! // way in; contd-monitor is found beside this executable or on PATH.
+//! let config = Config::builder()
+//!     .state_dir("/run/my-manager/containers")
+//!     .log_dir("/var/log/my-manager")
+//!     .cgroup_parent("my-manager")
+//!     .no_socket()
+//!     .build()?;
+//! let sup = Supervisor::start(config).await?;
+//! sup.adopted().await; // what an earlier run left is adopted first
+//! let h = sup.handle();
+//! let mut events = h.events(EventFilter::default()).await?;
+//! h.run(ContainerConfig {
+//!     ns: "services".into(),
+//!     name: "web".into(),
+//!     rootfs: "/srv/rootfs".into(),
+//!     args: vec!["httpd".into(), "-f".into()],
+//!     restart: RestartPolicy::Always,
+//!     ..ContainerConfig::default()
+//! })
+//! .await?;
+//! while let Some(Ok(ev)) = events.next().await {
+//!     println!("{} {}", ev.name, ev.kind.word());
+//! }
+//! sup.shutdown().await; // the containers keep running
+//! # Ok(()) }
+//! ```
+//!
+//! `examples/service_manager.rs` is a whole one: two services with restart
+//! policies, their events, and adoption when it is started again.
+//!
 //! # Layout
 //!
 //! - `registry`: the supervisor actor, `(ns, name) → ContainerHandle`.
@@ -19,6 +57,8 @@
 //! - `session`: attach and exec ([`Session`]).
 //! - `top`: a container's processes from `/proc`.
 //! - `launch`: starting a monitor.
+//! - `config`: [`Config`], its builder and the file's [`Settings`].
+//! - [`notify`]: the service manager's readiness protocol.
 //! - `spec`: request validation and the secure `config.json`.
 //! - `api`: the api socket server: frames to handle calls and back.
 //! - `error`: [`Error`].
@@ -57,6 +97,9 @@ pub use config::{
 pub use error::Error;
 pub use events::EventStream;
 pub use logs::{LogChunk, LogStream};
+/// The request and answer types (`ContainerConfig`, `EventKind`, …), so an
+/// embedder needs no second dependency.
+pub use proto;
 pub use session::{Session, SessionInput, SessionOutput, SessionReader, SessionWriter};
 
 use registry::Registry;

@@ -306,3 +306,102 @@ fn every_operation_through_an_embedded_supervisor() {
     );
     assert!(env.monitor_pids().is_empty());
 }
+
+/// `examples/service_manager.rs`, run as a user would: it starts two
+/// services, prints their events, exits leaving them running; run again
+/// (also after a kill -9) it adopts them with the same pids.
+#[test]
+fn the_service_manager_example_survives_its_own_restart() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut env = TestEnv::without_contd();
+    let example = bin_dir().join("examples/service_manager");
+    assert!(
+        example.exists(),
+        "{} missing: cargo build --workspace --bins --examples",
+        example.display()
+    );
+    let state = env.dir.path().join("sm");
+    // The harness cleans up what the example left, as for a contd.
+    env.state_dir = state.join("containers");
+    let path = format!(
+        "{}:{}",
+        bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let manager = |extra: &[&str]| {
+        let mut c = Command::new(&example);
+        c.arg("--rootfs")
+            .arg(&env.rootfs)
+            .arg("--state")
+            .arg(&state)
+            .arg("--cgroup-parent")
+            .arg(&env.cgroup_parent)
+            .args(extra)
+            // contd-monitor is found on PATH (it is not beside the example).
+            .env("PATH", &path)
+            .stdin(Stdio::null());
+        c
+    };
+    let pid_in = |out: &str, what: &str| -> i64 {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(what))
+            .unwrap_or_else(|| panic!("no {what:?} in:\n{out}"));
+        line.rsplit("pid ")
+            .next()
+            .and_then(|p| p.trim_end_matches(')').parse().ok())
+            .unwrap_or_else(|| panic!("no pid in {line}"))
+    };
+
+    let first = manager(&["--for", "4"]).output().unwrap();
+    let out = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(
+        first.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let ticker = pid_in(&out, "started ticker");
+    pid_in(&out, "started flaky");
+    for want in [
+        "event flaky exited 3",
+        "event flaky restarting (attempt 1",
+        "event flaky started",
+        "leaving the services running",
+    ] {
+        assert!(out.contains(want), "no {want:?} in:\n{out}");
+    }
+    assert!(pid_alive(ticker), "the ticker stopped with the manager");
+
+    // Run again, then kill -9 it once it has adopted the services.
+    let mut second = manager(&[]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(second.stdout.take().unwrap()).lines();
+    let adopted = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("adopted ticker"))
+        .expect("the second run adopts the ticker");
+    assert_eq!(pid_in(&adopted, "adopted ticker"), ticker, "{adopted}");
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert!(pid_alive(ticker));
+
+    let third = manager(&["--for", "0.5"]).output().unwrap();
+    let out = String::from_utf8_lossy(&third.stdout).into_owned();
+    assert_eq!(pid_in(&out, "adopted ticker (Running"), ticker, "{out}");
+    assert!(out.contains("adopted flaky"), "{out}");
+
+    let down = manager(&["--down"]).output().unwrap();
+    let out = String::from_utf8_lossy(&down.stdout).into_owned();
+    assert!(
+        out.contains("removed ticker") && out.contains("removed flaky"),
+        "{out}"
+    );
+    assert!(!pid_alive(ticker));
+    assert!(env.monitor_pids().is_empty());
+    assert!(
+        env.leftover_cgroups().is_empty(),
+        "{:?}",
+        env.leftover_cgroups()
+    );
+}
