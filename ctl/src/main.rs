@@ -135,6 +135,13 @@ enum Command {
         /// Container name.
         name: String,
     },
+    /// Print a man page (`man`) and exit; packaging uses it.
+    #[command(hide = true)]
+    Generate {
+        /// What to print.
+        #[arg(value_parser = ["man"])]
+        what: String,
+    },
     /// Print events as they happen (created, started, exited, oom, paused,
     /// resumed, restarting, removed, adopted, monitor-lost).
     Events {
@@ -382,6 +389,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let socket = socket_path(cli.socket);
     let ns = cli.ns;
     match cli.command {
+        Command::Generate { .. } => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command()).render(&mut io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run(args) => run_container(&socket, ns, args),
         Command::Create(args) => {
             let mut client = Client::connect(&socket)?;
@@ -602,7 +614,7 @@ fn check_names(cli: &Cli) -> Result<(), NameError> {
     let name = match &cli.command {
         Command::Run(args) => args.create.name.as_deref(),
         Command::Create(args) => args.name.as_deref(),
-        Command::Events { .. } => None,
+        Command::Events { .. } | Command::Generate { .. } => None,
         Command::Pause { name }
         | Command::Unpause { name }
         | Command::Top { name }

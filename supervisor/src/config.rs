@@ -708,4 +708,25 @@ log-format = "json"
             .unwrap_err();
         assert!(e.0.starts_with("monitor:"), "{e}");
     }
+
+    #[test]
+    fn the_example_file_sets_every_key_and_parses() {
+        let text = include_str!("../../contrib/config.toml");
+        let mut keys = Vec::new();
+        let uncommented: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.contains(" = "))
+            .inspect(|l| keys.push(l.split(' ').next().unwrap().to_string()))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        Settings::parse(&uncommented).unwrap();
+        // One per field of Settings, no key twice.
+        let fields = format!("{:?}", Settings::default())
+            .matches(": None")
+            .count();
+        let n = keys.len();
+        keys.dedup();
+        assert_eq!((keys.len(), n), (fields, fields), "{keys:?}");
+    }
 }

@@ -15,13 +15,13 @@ use tracing_subscriber::{fmt, prelude::*, reload, EnvFilter, Registry};
 /// The contd container supervisor. Stopping it never stops a container.
 ///
 /// Every setting is also a key of the configuration file (TOML,
-/// /etc/contd/config.toml or --config), spelled as the flag without its
+/// /etc/contd/config.toml or --config), spelled as the flag without its leading
 /// dashes (`log-level = "debug"`); a flag overrides the file. SIGHUP reloads
 /// the file: log-level, log-max-size, log-max-files, default-restart and
 /// socket-group take effect at once (the log limits for containers created
 /// from then on); other changes are logged as needing a restart.
 #[derive(Debug, Parser)]
-#[command(name = "contd", version, about, long_about)]
+#[command(name = "contd", version)]
 struct Cli {
     /// The configuration file [default: /etc/contd/config.toml, if present].
     #[arg(long, value_name = "PATH")]
@@ -77,6 +77,10 @@ struct Cli {
     /// Colours only when stderr is a terminal and NO_COLOR is unset.
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<String>,
+    /// Check the configuration (the file and the flags) and exit: 0 if
+    /// contd would start with it.
+    #[arg(long)]
+    validate: bool,
     /// Print a man page (`man`) and exit.
     #[arg(long, value_name = "WHAT", hide = true, value_parser = ["man"])]
     generate: Option<String>,
@@ -145,6 +149,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if cli.validate {
+        println!("contd: configuration OK");
+        return ExitCode::SUCCESS;
+    }
     let level = settings
         .log_level
         .clone()
