@@ -190,6 +190,9 @@ pub struct TestEnv {
     pub contd_args: Vec<String>,
     /// Extra environment for the next `start_contd`.
     pub contd_env: Vec<(String, String)>,
+    /// A command contd runs under (e.g. `unshare -m …`, which must exec
+    /// contd in the same process), for the next `start_contd`.
+    pub contd_prefix: Vec<String>,
     bins: PathBuf,
     contd: Option<Child>,
 }
@@ -221,6 +224,7 @@ impl TestEnv {
             dir,
             contd_args: Vec::new(),
             contd_env: Vec::new(),
+            contd_prefix: Vec::new(),
             bins,
             contd: None,
         }
@@ -241,7 +245,15 @@ impl TestEnv {
             .append(true)
             .open(self.dir.path().join("contd.stderr"))
             .unwrap();
-        let child = Command::new(bins.join("contd"))
+        let mut cmd = match self.contd_prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bins.join("contd"));
+                c
+            }
+            None => Command::new(bins.join("contd")),
+        };
+        let child = cmd
             .arg("--monitor")
             .arg(bins.join("contd-monitor"))
             .arg("--state-dir")

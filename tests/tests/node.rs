@@ -15,9 +15,9 @@ struct DaemonCgroup {
 }
 
 impl DaemonCgroup {
-    fn new(name: &str) -> Self {
+    fn new(name: &str, hierarchies: &[&str]) -> Self {
         let mut dirs = Vec::new();
-        for h in HIERARCHIES {
+        for &h in hierarchies {
             let top = Path::new("/sys/fs/cgroup").join(h);
             if !top.join("cgroup.procs").exists() {
                 continue;
@@ -103,10 +103,11 @@ fn pid_of(env: &TestEnv, name: &str) -> i64 {
     env.inspect(name)["pid"].as_i64().unwrap()
 }
 
-#[test]
-fn killing_every_process_in_contds_cgroup_kills_no_container() {
-    let mut env = TestEnv::new();
-    let cg = DaemonCgroup::new(&format!("{}-daemon", env.cgroup_parent));
+/// Puts contd in a cgroup of its own in `hierarchies`, runs two
+/// containers, then kills every process in contd's cgroup as systemd does
+/// on stop: only contd dies, and a new contd adopts both containers.
+fn survives_a_kill_of_contds_cgroup(mut env: TestEnv, hierarchies: &[&str], v2: bool) {
+    let cg = DaemonCgroup::new(&format!("{}-daemon", env.cgroup_parent), hierarchies);
     let contd = env.contd_pid().unwrap();
     cg.enter(contd);
     let root = env.rootfs.to_str().unwrap().to_string();
@@ -129,12 +130,20 @@ fn killing_every_process_in_contds_cgroup_kills_no_container() {
     assert_eq!(cg.procs(), vec![contd]);
     for m in &monitors {
         let own = std::fs::read_to_string(format!("/proc/{m}/cgroup")).unwrap();
-        for line in own.lines() {
+        for line in own.lines().filter(|l| !v2 || l.starts_with("0::")) {
             assert!(
                 line.ends_with(&format!(":/{}-monitors", env.cgroup_parent)),
                 "monitor {m} in {line}"
             );
         }
+    }
+    if v2 {
+        let init = std::fs::read_to_string(format!("/proc/{a}/cgroup")).unwrap();
+        assert!(
+            init.lines()
+                .any(|l| l == format!("0::/{}/default/a", env.cgroup_parent)),
+            "{init}"
+        );
     }
 
     let killed = cg.kill_all();
@@ -169,6 +178,31 @@ fn killing_every_process_in_contds_cgroup_kills_no_container() {
         "{:?}",
         env.leftover_cgroups()
     );
+}
+
+#[test]
+fn killing_every_process_in_contds_cgroup_kills_no_container() {
+    survives_a_kill_of_contds_cgroup(TestEnv::new(), &HIERARCHIES, false);
+}
+
+/// The same on a cgroup v2 host: contd, its monitors and containers run in
+/// a mount namespace where `/sys/fs/cgroup` is the v2 tree alone (this
+/// host's v2 hierarchy, which the test sees at `/sys/fs/cgroup/unified`).
+#[test]
+fn on_cgroup_v2_too_killing_contds_cgroup_kills_no_container() {
+    let mut env = TestEnv::without_contd();
+    env.contd_prefix = [
+        "unshare",
+        "-m",
+        "sh",
+        "-c",
+        "umount -l /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && exec \"$@\"",
+        "sh",
+    ]
+    .map(String::from)
+    .to_vec();
+    env.start_contd();
+    survives_a_kill_of_contds_cgroup(env, &["unified"], true);
 }
 
 /// A fake service manager: the datagram socket `NOTIFY_SOCKET` names.
