@@ -190,15 +190,37 @@ fn main() -> ExitCode {
         fail(&sync, format!("setsid: {e}"));
         sys::exit_now(1);
     }
-    match sys::fork() {
-        Ok(sys::Fork::Parent(_)) => sys::exit_now(0),
-        Ok(sys::Fork::Child) => {}
+    // The monitor starts in its v2 cgroup (no grace period to wait for, as
+    // a move would); the v1 hierarchies it joins itself, cheaply.
+    let v2 = match args.cgroup.as_deref().map(runtime_core::open_v2_cgroup) {
+        Some(Ok(fd)) => fd,
+        Some(Err(e)) => {
+            fail(
+                &sync,
+                format!("move the monitor out of contd's cgroup: {e}"),
+            );
+            sys::exit_now(1);
+        }
+        None => None,
+    };
+    let forked = match &v2 {
+        Some(fd) => match sys::fork_into(std::os::fd::AsFd::as_fd(fd)) {
+            Ok(f) => Ok((f, true)),
+            // An older kernel: a plain fork, and a move later.
+            Err(_) => sys::fork().map(|f| (f, false)),
+        },
+        None => sys::fork().map(|f| (f, false)),
+    };
+    let in_v2 = match forked {
+        Ok((sys::Fork::Parent(_), _)) => sys::exit_now(0),
+        Ok((sys::Fork::Child, in_v2)) => in_v2,
         Err(e) => {
             fail(&sync, format!("fork: {e}"));
             sys::exit_now(1);
         }
-    }
-    sys::exit_now(match daemon(args, sync) {
+    };
+    drop(v2);
+    sys::exit_now(match daemon(args, sync, in_v2) {
         Ok(()) => 0,
         Err(()) => 1,
     })
@@ -215,7 +237,7 @@ fn fail(sync: &OwnedFd, message: String) -> ExitCode {
     ExitCode::from(1)
 }
 
-fn daemon(args: Args, sync: OwnedFd) -> Result<(), ()> {
+fn daemon(args: Args, sync: OwnedFd, in_v2: bool) -> Result<(), ()> {
     // Keep only the sync fd: move it to 3 and close everything above.
     let sync = if sync.as_raw_fd() != 3 {
         match sys::dup_to(&sync, 3) {
@@ -260,7 +282,7 @@ fn daemon(args: Args, sync: OwnedFd) -> Result<(), ()> {
     // processes start outside it too (in the hierarchies the runtime does
     // not place them in).
     if let Some(cg) = &args.cgroup {
-        if let Err(e) = runtime_core::join_cgroup(cg) {
+        if let Err(e) = runtime_core::join_cgroup(cg, !in_v2) {
             fail(
                 &sync,
                 format!("move the monitor out of contd's cgroup: {e}"),

@@ -52,6 +52,61 @@ pub(crate) fn fork() -> io::Result<Fork> {
     }
 }
 
+/// `clone3(CLONE_INTO_CGROUP)`: `fork()`, the child starting in the cgroup
+/// whose directory `cgroup` is (cgroup v2 only). Unlike moving a process,
+/// this takes no threadgroup lock and waits for no RCU grace period.
+///
+/// # Errors
+/// If the kernel refuses (before 5.7: `ENOSYS` or `E2BIG`).
+pub(crate) fn fork_into(cgroup: std::os::fd::BorrowedFd<'_>) -> io::Result<Fork> {
+    use std::os::fd::AsRawFd;
+    /// `struct clone_args` up to `cgroup` (`CLONE_ARGS_SIZE_VER2`).
+    #[repr(C)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: libc::SIGCHLD as u64,
+        // No stack: the child runs on a copy of ours, as after fork().
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: cgroup.as_raw_fd() as u64,
+    };
+    // SAFETY: `args` is a valid clone_args of the size given; with no
+    // stack and no CLONE_VM this is fork(), and the monitor is
+    // single-threaded (see `fork`).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match r {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Fork::Child),
+        pid => Ok(Fork::Parent(pid as i32)),
+    }
+}
+
 /// `_exit`.
 pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: always safe; never returns.

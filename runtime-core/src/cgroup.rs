@@ -613,7 +613,7 @@ pub fn oom_kill_field(text: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// Moves the calling process into cgroup `path` (from each hierarchy's
+/// Moves the calling (single-threaded) process into cgroup `path` (from each hierarchy's
 /// root) in every hierarchy it belongs to, as `/proc/self/cgroup` lists
 /// them (named ones such as `name=systemd`, and the v2 tree of a hybrid
 /// host, included), creating the cgroup where it is missing. A v1 cpuset
@@ -625,17 +625,13 @@ pub fn oom_kill_field(text: &str) -> Option<u64> {
 /// manager that kills every process of contd's cgroup (`systemctl stop`,
 /// an OOM kill of the group) then reaches neither.
 ///
+/// With `v2_too` false the v2 tree is left out (the caller was started
+/// in its cgroup there, see [`open_v2`]).
+///
 /// # Errors
 /// The first hierarchy the process could not be moved in, with the cause.
-pub fn join_own(path: &str) -> Result<(), CgroupError> {
-    let rel = path.trim_start_matches('/');
-    if rel.is_empty()
-        || rel
-            .split('/')
-            .any(|c| c.is_empty() || c == "." || c == "..")
-    {
-        return Err(err(path, "not a valid cgroup path"));
-    }
+pub fn join_own(path: &str, v2_too: bool) -> Result<(), CgroupError> {
+    let rel = valid_rel(path)?;
     let own = std::fs::read_to_string("/proc/self/cgroup")
         .map_err(|e| err(path, format!("read /proc/self/cgroup: {e}")))?;
     let hier = hierarchies();
@@ -644,18 +640,66 @@ pub fn join_own(path: &str) -> Result<(), CgroupError> {
         let (Some(_), Some(ctrls)) = (parts.next(), parts.next()) else {
             continue;
         };
+        if ctrls.is_empty() && !v2_too {
+            continue;
+        }
         let Some(h) = hier.iter().find(|h| same_hierarchy(h, ctrls)) else {
             // Pure v2 mounts its one tree at /sys/fs/cgroup itself.
             if ctrls.is_empty() && is_v2() {
-                join_dir(Path::new("/sys/fs/cgroup"), rel, false)
+                join_dir(Path::new("/sys/fs/cgroup"), rel, false, false)
                     .map_err(|e| err(path, format!("cgroup2: {e}")))?;
             }
             continue;
         };
         let cpuset = h.fstype == "cgroup" && h.options.split(',').any(|o| o == "cpuset");
-        join_dir(&h.mount_point, rel, cpuset).map_err(|e| err(path, format!("{}: {e}", h.name)))?;
+        join_dir(&h.mount_point, rel, cpuset, h.fstype == "cgroup")
+            .map_err(|e| err(path, format!("{}: {e}", h.name)))?;
     }
     Ok(())
+}
+
+fn valid_rel(path: &str) -> Result<&str, CgroupError> {
+    let rel = path.trim_start_matches('/');
+    if rel.is_empty()
+        || rel
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(err(path, "not a valid cgroup path"));
+    }
+    Ok(rel)
+}
+
+/// Cgroup `path` in the v2 tree (the whole tree on a v2 host, the one at
+/// `/sys/fs/cgroup/unified` on a hybrid one), created if missing, opened
+/// as a directory: for `clone3(CLONE_INTO_CGROUP)`, which starts a process
+/// there without the grace period a move costs. `None` without a v2 tree.
+///
+/// # Errors
+/// The directory cannot be created or opened.
+pub fn open_v2(path: &str) -> Result<Option<std::os::fd::OwnedFd>, CgroupError> {
+    let rel = valid_rel(path)?;
+    let mount = if is_v2() {
+        Some(std::path::PathBuf::from("/sys/fs/cgroup"))
+    } else {
+        hierarchies()
+            .into_iter()
+            .find(|h| h.fstype == "cgroup2")
+            .map(|h| h.mount_point)
+    };
+    let Some(mount) = mount else {
+        return Ok(None);
+    };
+    let dir = mount.join(rel);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| err(path, format!("create {}: {e}", dir.display())))?;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(&dir)
+        .map(|f| Some(f.into()))
+        .map_err(|e| err(path, format!("open {}: {e}", dir.display())))
 }
 
 /// Whether a `/proc/self/cgroup` controllers field names hierarchy `h`.
@@ -675,7 +719,7 @@ fn same_hierarchy(h: &Hierarchy, ctrls: &str) -> bool {
 
 /// Creates `<mount>/<rel>` level by level and writes our pid to its
 /// `cgroup.procs`.
-fn join_dir(mount: &Path, rel: &str, cpuset: bool) -> std::io::Result<()> {
+fn join_dir(mount: &Path, rel: &str, cpuset: bool, v1: bool) -> std::io::Result<()> {
     let mut dir = mount.to_path_buf();
     for part in rel.split('/') {
         let parent = dir.clone();
@@ -696,7 +740,10 @@ fn join_dir(mount: &Path, rel: &str, cpuset: bool) -> std::io::Result<()> {
             }
         }
     }
-    std::fs::write(dir.join("cgroup.procs"), "0")
+    // The caller is single-threaded: moving its one thread through v1's
+    // `tasks` takes no threadgroup lock, so it waits for no RCU grace
+    // period (5-10 ms here); `cgroup.procs` (v2 has nothing else) does.
+    std::fs::write(dir.join(if v1 { "tasks" } else { "cgroup.procs" }), "0")
 }
 
 #[cfg(test)]

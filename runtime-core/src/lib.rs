@@ -48,8 +48,8 @@ mod sys;
 
 pub use cgroup::{
     exists as cgroup_exists, is_frozen as cgroup_is_frozen, is_v2 as cgroup_v2,
-    join_own as join_cgroup, oom_kill_count, oom_kill_field, procs as cgroup_procs,
-    remove as remove_cgroup, Stats,
+    join_own as join_cgroup, oom_kill_count, oom_kill_field, open_v2 as open_v2_cgroup,
+    procs as cgroup_procs, remove as remove_cgroup, Stats,
 };
 pub use console::receive_master;
 pub use container::{Container, CreateOptions, Status, Stdio};
