@@ -93,13 +93,6 @@ impl Config {
     pub fn monitor_cgroup(&self) -> String {
         format!("{}-monitors", self.cgroup_parent.trim_end_matches('/'))
     }
-
-    /// The socket group as a gid.
-    pub(crate) fn socket_gid(&self) -> Option<u32> {
-        self.socket_group
-            .as_deref()
-            .and_then(|g| resolve_group(g).ok())
-    }
 }
 
 /// A size in bytes: a number, or a string with a unit (`"10m"`, `"1.5g"`,
@@ -645,7 +638,7 @@ log-format = "json"
         assert_eq!(c.monitor_cgroup(), "a/b-monitors");
         assert_eq!(c.default_restart, RestartPolicy::OnFailure { max: 2 });
         assert_eq!(c.adopt_timeout, Duration::from_secs(7));
-        assert_eq!(c.socket_gid(), Some(0));
+        assert_eq!(Tunables::of(&c).socket_gid(), Some(0));
     }
 
     #[test]

@@ -216,7 +216,7 @@ impl Supervisor {
         let shared = Arc::new(config::Shared::new(config));
         let bus = events::Bus::new();
         let listener = match &shared.socket {
-            Some(path) => Some(api::bind(path, shared.socket_gid()).await?),
+            Some(path) => Some(api::bind(path, shared.tunables().socket_gid()).await?),
             None => None,
         };
         let registry = Registry::spawn(shared.clone(), bus.clone(), adopted, &adopting_tx);

@@ -153,20 +153,21 @@ fn main() -> ExitCode {
         println!("contd: configuration OK");
         return ExitCode::SUCCESS;
     }
-    let level = settings
-        .log_level
-        .clone()
-        .or_else(|| std::env::var("CONTD_LOG").ok())
-        .unwrap_or_else(|| "info".into());
-    let json = log_format(&cli) == "json";
-    let filter = match init_logging(&level, json) {
+    let level = level_of(&settings);
+    let format = settings.log_format.clone().unwrap_or_else(|| "text".into());
+    let filter = match init_logging(&level, format == "json") {
         Ok(f) => f,
         Err(e) => {
             eprintln!("contd: {e:#}");
             return ExitCode::from(2);
         }
     };
-    match run(cli, config, level, filter, manager) {
+    let logging = Logging {
+        level,
+        format,
+        filter,
+    };
+    match run(cli, config, logging, manager) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
@@ -177,6 +178,23 @@ fn main() -> ExitCode {
 }
 
 type FilterHandle = reload::Handle<EnvFilter, Registry>;
+
+/// contd's own log as it runs: the level a reload may change, the format
+/// it may not.
+struct Logging {
+    level: String,
+    format: String,
+    filter: FilterHandle,
+}
+
+/// The level the settings ask for: the key or flag, else `CONTD_LOG`,
+/// else info.
+fn level_of(s: &Settings) -> String {
+    s.log_level
+        .clone()
+        .or_else(|| std::env::var("CONTD_LOG").ok())
+        .unwrap_or_else(|| "info".into())
+}
 
 /// Text (coloured only on a terminal, never with `NO_COLOR`) or JSON lines
 /// on stderr, at a level a reload can change.
@@ -236,13 +254,7 @@ fn send(n: Option<&Notifier>, msg: &str) {
     }
 }
 
-fn run(
-    cli: Cli,
-    config: Config,
-    mut level: String,
-    filter: FilterHandle,
-    manager: FromManager,
-) -> anyhow::Result<()> {
+fn run(cli: Cli, config: Config, mut logging: Logging, manager: FromManager) -> anyhow::Result<()> {
     raise_nofile_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -271,7 +283,7 @@ fn run(
                 _ = int.recv() => break,
                 _ = hup.recv() => {
                     send(notifier, &format!("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec()));
-                    reload(&cli, &sup, &filter, &mut level);
+                    reload(&cli, &sup, &mut logging);
                     let status = status_line(&h).await;
                     send(notifier, &format!("READY=1\n{status}"));
                 }
@@ -302,18 +314,9 @@ fn run(
     })
 }
 
-/// The log format contd started with (it cannot change while it runs).
-fn log_format(cli: &Cli) -> &'static str {
-    static FORMAT: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
-    FORMAT.get_or_init(|| match cli.load() {
-        Ok((s, _)) if s.log_format.as_deref() == Some("json") => "json",
-        _ => "text",
-    })
-}
-
 /// SIGHUP: the file again, under the same flags; what can change now does,
 /// the rest is logged as needing a restart. A broken file changes nothing.
-fn reload(cli: &Cli, sup: &Supervisor, filter: &FilterHandle, level: &mut String) {
+fn reload(cli: &Cli, sup: &Supervisor, logging: &mut Logging) {
     let (settings, config) = match cli.load() {
         Ok(c) => c,
         Err(e) => {
@@ -321,11 +324,9 @@ fn reload(cli: &Cli, sup: &Supervisor, filter: &FilterHandle, level: &mut String
             return;
         }
     };
-    let new_level = settings
-        .log_level
-        .clone()
-        .or_else(|| std::env::var("CONTD_LOG").ok())
-        .unwrap_or_else(|| "info".into());
+    let new_level = level_of(&settings);
+    let level = &mut logging.level;
+    let filter = &logging.filter;
     let new_filter = if new_level == *level {
         None
     } else {
@@ -361,7 +362,7 @@ fn reload(cli: &Cli, sup: &Supervisor, filter: &FilterHandle, level: &mut String
     if louder {
         switch(pending.take(), level);
     }
-    if settings.log_format.as_deref().unwrap_or("text") != log_format(cli) {
+    if settings.log_format.as_deref().unwrap_or("text") != logging.format {
         warn!(
             key = "log-format",
             "changed in the configuration; takes effect after a restart"
