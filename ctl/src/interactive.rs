@@ -87,9 +87,10 @@ pub(crate) fn parse_detach_keys(spec: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-/// Forwards stdin in a thread, as `Input` (attach) or `ExecInput` (exec:
-/// an empty one at end of input closes the process's stdin).
-fn forward_stdin(mut tx: Sender, exec: Option<u32>) {
+/// Forwards stdin in a thread, as `Input` (attach) or `ExecInput` (exec).
+/// At end of input an empty one closes the process's stdin (for attach,
+/// with `eof` only: `run -i` passes it on, `attach` does not).
+fn forward_stdin(mut tx: Sender, exec: Option<u32>, eof: bool) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 8192];
         let mut stdin = std::io::stdin();
@@ -98,7 +99,7 @@ fn forward_stdin(mut tx: Sender, exec: Option<u32>) {
             let data = buf[..n].to_vec();
             let req = match exec {
                 Some(id) => Request::ExecInput { id, data },
-                None if n == 0 => return,
+                None if n == 0 && !eof => return,
                 None => Request::Input { data },
             };
             if tx.send(&req).is_err() || n == 0 {
@@ -129,10 +130,11 @@ pub(crate) fn attach_session(
     client: &mut Client,
     stdin: bool,
     tty: bool,
+    eof: bool,
 ) -> anyhow::Result<ExitCode> {
     let _raw = Raw::new(tty && stdin);
     if stdin {
-        forward_stdin(client.sender()?, None);
+        forward_stdin(client.sender()?, None, eof);
     }
     loop {
         match client.next_response()? {
@@ -144,6 +146,36 @@ pub(crate) fn attach_session(
     }
 }
 
+/// The signals a foreground `run` passes on to its container (docker's
+/// `--sig-proxy`): each one contctl receives becomes a `Kill`, from a thread
+/// for the rest of contctl's life.
+///
+/// # Errors
+/// The handlers cannot be installed.
+pub(crate) fn proxy_signals(
+    socket: std::path::PathBuf,
+    ns: String,
+    name: String,
+) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2])?;
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            let req = Request::Kill {
+                ns: ns.clone(),
+                name: name.clone(),
+                signal,
+            };
+            // The container may have exited meanwhile: nothing to pass on.
+            if let Ok(mut c) = Client::connect(&socket) {
+                let _ = c.request(&req);
+            }
+        }
+    });
+    Ok(())
+}
+
 /// Runs an exec session: its output until it exits; its code.
 pub(crate) fn exec_session(
     client: &mut Client,
@@ -153,7 +185,7 @@ pub(crate) fn exec_session(
 ) -> anyhow::Result<ExitCode> {
     let _raw = Raw::new(tty && stdin);
     if stdin {
-        forward_stdin(client.sender()?, Some(id));
+        forward_stdin(client.sender()?, Some(id), true);
     }
     loop {
         match client.next_response()? {

@@ -250,6 +250,11 @@ struct RunArgs {
     #[arg(short, long)]
     detach: bool,
 
+    /// Pass the signals contctl receives (INT, TERM, HUP, QUIT, USR1, USR2)
+    /// on to the container; `--sig-proxy=false` to keep them.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    sig_proxy: bool,
+
     #[command(flatten)]
     create: CreateArgs,
 }
@@ -543,7 +548,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 other => return Err(unexpected(&other)),
             }
             let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
-            interactive::attach_session(&mut client, !no_stdin, tty)
+            interactive::attach_session(&mut client, !no_stdin, tty, false)
         }
         Command::Exec(a) => exec(&socket, ns, a),
         Command::Stats { name } => {
@@ -662,7 +667,6 @@ fn container_config(
         .into_os_string()
         .into_string()
         .map_err(|p| anyhow!("rootfs {} is not valid UTF-8", Path::new(&p).display()))?;
-    let interactive = args.interactive || args.tty;
     let mut mounts = args.volume;
     mounts.extend(args.mount);
     mounts.extend(args.tmpfs);
@@ -696,20 +700,18 @@ fn container_config(
             stdin: args.interactive,
         },
         oci_config: None,
-        // An interactive run attaches first, so no output is missed.
-        start: start && !interactive,
+        start,
     };
     Ok((config, name))
 }
 
-/// `run`: create and start, then (unless detached) wait and copy the log.
+/// `run`: create and start; unless detached, attached before the start (no
+/// output is missed), its output streamed as it comes, stdin forwarded with
+/// `-i` (its end closes the container's), signals passed on; contctl exits
+/// with the container's code.
 fn run_container(socket: &Path, ns: String, args: RunArgs) -> anyhow::Result<ExitCode> {
     let (stdin, tty) = (args.create.interactive, args.create.tty);
-    let interactive = stdin || tty;
-    let (mut config, name) = container_config(ns.clone(), args.create, true)?;
-    if args.detach {
-        config.start = true;
-    }
+    let (config, name) = container_config(ns.clone(), args.create, args.detach)?;
     let mut client = Client::connect(socket)?;
     match client.request(&Request::CreateContainer(config))? {
         Response::Details(_) => {}
@@ -719,27 +721,28 @@ fn run_container(socket: &Path, ns: String, args: RunArgs) -> anyhow::Result<Exi
         output::print(&format!("{name}\n"))?;
         return Ok(ExitCode::SUCCESS);
     }
-    if interactive {
-        let mut att = Client::connect(socket)?;
-        let req = Request::Attach {
-            ns: ns.clone(),
-            name: name.clone(),
-            stdin,
-            detach_keys: None,
-        };
-        match att.request(&req)? {
-            Response::Ok => {}
-            other => return Err(unexpected(&other)),
-        }
-        match client.request(&Request::Start { ns, name })? {
-            Response::Ok => {}
-            other => return Err(unexpected(&other)),
-        }
-        return interactive::attach_session(&mut att, stdin, tty);
+    let mut att = Client::connect(socket)?;
+    let req = Request::Attach {
+        ns: ns.clone(),
+        name: name.clone(),
+        stdin,
+        detach_keys: None,
+    };
+    match att.request(&req)? {
+        Response::Ok => {}
+        other => return Err(unexpected(&other)),
     }
-    let record = wait(&mut client, ns.clone(), name.clone())?;
-    stream_logs(&mut client, ns, name, LogOptions::default())?;
-    Ok(ExitCode::from(exit_byte(record.code)))
+    match client.request(&Request::Start {
+        ns: ns.clone(),
+        name: name.clone(),
+    })? {
+        Response::Ok => {}
+        other => return Err(unexpected(&other)),
+    }
+    if args.sig_proxy {
+        interactive::proxy_signals(socket.to_path_buf(), ns, name)?;
+    }
+    interactive::attach_session(&mut att, stdin, tty, stdin && !tty)
 }
 
 /// `events`: prints events until contd ends the stream.
@@ -847,12 +850,6 @@ fn stream_logs(
         }
         resp = client.next_response()?;
     }
-}
-
-/// A shell-style code as a process exit status.
-fn exit_byte(code: i32) -> u8 {
-    // Lossless after the clamp.
-    code.clamp(0, 255) as u8
 }
 
 /// `c-` and 8 hex digits. `RandomState` is seeded randomly per process;
@@ -1219,26 +1216,42 @@ mod tests {
             assert_eq!(c.args, ["sh", "-c", "exit 3"]);
             assert_eq!(c.env, ["A=1"]);
             assert_eq!(c.resources.memory, Some(1 << 20));
-            assert!(c.start);
+            // Started only once attached: no output is missed.
+            assert!(!c.start);
             let info = proto::api::ContainerDetails {
                 ns: c.ns.clone(),
                 name: c.name.clone(),
-                status: Status::Running,
+                status: Status::Created,
                 pid: Some(7),
                 exit: None,
                 error: None,
                 args: c.args.clone(),
                 log_path: String::new(),
                 created_at: 0,
-                started_at: Some(0),
+                started_at: None,
                 finished_at: None,
                 restart_count: 0,
                 next_restart_at: None,
                 config: c,
             };
             proto::write_frame(&mut s, &Response::Details(info)).unwrap();
+            let (mut att, _) = listener.accept().unwrap();
+            let hello: Hello = proto::read_frame(&mut att).unwrap();
+            proto::write_frame(&mut att, &hello).unwrap();
+            let req: Request = proto::read_frame(&mut att).unwrap();
+            assert!(
+                matches!(req, Request::Attach { stdin: false, .. }),
+                "{req:?}"
+            );
+            proto::write_frame(&mut att, &Response::Ok).unwrap();
             let req: Request = proto::read_frame(&mut s).unwrap();
-            assert!(matches!(req, Request::Wait { .. }), "{req:?}");
+            assert!(matches!(req, Request::Start { .. }), "{req:?}");
+            proto::write_frame(&mut s, &Response::Ok).unwrap();
+            let data = Response::Output {
+                stream: Stream::Stdout,
+                data: b"from the container\n".to_vec(),
+            };
+            proto::write_frame(&mut att, &data).unwrap();
             let record = ExitRecord {
                 code: 3,
                 signal: None,
@@ -1247,15 +1260,7 @@ mod tests {
                 finished_at: 1,
                 protocol: 1,
             };
-            proto::write_frame(&mut s, &Response::Exited(record)).unwrap();
-            let req: Request = proto::read_frame(&mut s).unwrap();
-            assert!(matches!(req, Request::Logs { .. }), "{req:?}");
-            let data = Response::LogData {
-                stream: Stream::Stdout,
-                data: b"from the container\n".to_vec(),
-            };
-            proto::write_frame(&mut s, &data).unwrap();
-            proto::write_frame(&mut s, &Response::LogEnd).unwrap();
+            proto::write_frame(&mut att, &Response::Exited(record)).unwrap();
         });
 
         let socket = sock.0.to_str().unwrap();
@@ -1289,13 +1294,5 @@ mod tests {
             .bytes()
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
         assert!(validate_name("name", &n).is_ok());
-    }
-
-    #[test]
-    fn exit_codes_are_clamped() {
-        assert_eq!(exit_byte(0), 0);
-        assert_eq!(exit_byte(137), 137);
-        assert_eq!(exit_byte(-1), 0);
-        assert_eq!(exit_byte(300), 255);
     }
 }

@@ -114,6 +114,9 @@ struct Monitor {
     /// Where the container's stdin goes (the pty master or a pipe).
     stdin: Option<std::fs::File>,
     stdin_pending: Vec<u8>,
+    /// The stdin holder's input ended: the container's stdin is closed
+    /// once `stdin_pending` is written (no terminal only).
+    stdin_eof: bool,
     /// SIGKILL at this time (a stop request's grace ran out).
     kill_deadline: Option<Instant>,
     /// When to give back what setting up (or the exit) touched and the
@@ -448,6 +451,7 @@ fn serve(args: Args, container: Option<Container>, h: Handover) -> Result<(), ()
         tty: h.tty,
         stdin,
         stdin_pending: Vec::new(),
+        stdin_eof: false,
         kill_deadline: None,
         compact_deadline: Some(Instant::now() + COMPACT_AFTER),
         execs: Vec::new(),
@@ -655,7 +659,7 @@ impl Monitor {
                 }
             }
         }
-        if closed {
+        if closed || (self.stdin_eof && self.stdin_pending.is_empty()) {
             self.stdin = None;
             self.stdin_pending.clear();
         }
@@ -1124,11 +1128,21 @@ impl Monitor {
             }
             Request::Attach { stdin, detach_keys } => self.attach(i, stdin, detach_keys),
             Request::Input { data } => {
-                if self.clients[i].stdin_holder {
+                if !self.clients[i].stdin_holder {
+                    conflict("not attached to stdin")
+                } else if data.is_empty() {
+                    // The end of the client's input (`run -i` from a pipe):
+                    // the container reads end of file once the rest is in.
+                    // A terminal has no end of input to pass on.
+                    if self.tty.is_none() {
+                        self.stdin_eof = true;
+                        self.flush_stdin();
+                    }
+                    return;
+                } else {
                     self.input(i, &data);
                     return;
                 }
-                conflict("not attached to stdin")
             }
             Request::Resize { rows, cols } => match &self.tty {
                 None => Response::Error(ErrorReply::new(

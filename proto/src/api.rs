@@ -175,7 +175,8 @@ pub enum Request {
     },
     /// Bytes for the container's stdin (on an attach stream).
     Input {
-        /// The bytes.
+        /// The bytes; none: the end of input (the container's stdin is
+        /// closed once what came before is written; not with a terminal).
         data: Vec<u8>,
     },
     /// Resize the container's terminal.

@@ -52,7 +52,9 @@ pub enum Request {
         /// The detach sequence; `None` for ctrl-p ctrl-q, empty for none.
         detach_keys: Option<Vec<u8>>,
     },
-    /// Bytes for the container's stdin (attached with `stdin` only).
+    /// Bytes for the container's stdin (attached with `stdin` only); none:
+    /// the end of input, the container's stdin is closed once the rest is
+    /// written (not with a terminal).
     Input {
         /// The bytes.
         data: Vec<u8>,
