@@ -203,7 +203,7 @@ measure_mem() {  # side pid...: after a settle, one rollup line per monitor
 mons=()
 for i in $(seq "$N"); do
     ctl run -d --name "m$i" "$rootfs" sleep 1000 >/dev/null || die "contctl run -d m$i failed: $(tail -n 3 "$work/contd.log")"
-    note_init "$(ctl inspect "m$i" | jq -er .pid)"
+    note_init "$(ctl inspect "m$i" | jq -er ".[0].pid")"
     f=$state/default/m$i/monitor.pid
     for _ in $(seq 50); do [ -s "$f" ] && break; sleep 0.1; done
     p=$(cat "$f") || die "no $f"
@@ -283,7 +283,7 @@ flood() {        # side name record: one 100 MB run, checked; appends times unle
         ctl run -d --name "$n" "$rootfs" sh -c "$writer" >/dev/null || die "contctl run -d $n failed"
         code=$(ctl wait "$n") || die "contctl wait $n failed"
         t1=$EPOCHREALTIME
-        log=$(ctl inspect "$n" | jq -er .log_path)
+        log=$(ctl inspect "$n" | jq -er ".[0].log_path")
     else
         t0=$EPOCHREALTIME
         id=$(pod "${prun[@]}" --name "$n" --rootfs "$rootfs" sh -c "$writer" 2>>"$work/podman.log") ||

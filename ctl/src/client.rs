@@ -35,8 +35,7 @@ impl Client {
     /// Nothing listens at `path`, or contd does not complete the handshake
     /// or speaks no protocol version contctl knows.
     pub(crate) fn connect(path: &Path) -> anyhow::Result<Self> {
-        let stream = connect_socket(path)
-            .with_context(|| format!("connect to contd at {}", path.display()))?;
+        let stream = connect_socket(path).map_err(|e| unreachable(path, &e))?;
         let mut client = Self { stream, version: 0 };
         client.hello().context("hello to contd")?;
         Ok(client)
@@ -197,6 +196,52 @@ fn read_payload(r: &mut impl Read) -> io::Result<Vec<u8>> {
 
 /// Connects to a unix socket, through `/proc/self/fd/<dir fd>/<file name>`
 /// when `path` does not fit in `sun_path`.
+/// Why contd cannot be reached, in words that say what to do.
+fn unreachable(path: &Path, e: &io::Error) -> anyhow::Error {
+    let p = path.display();
+    match e.kind() {
+        io::ErrorKind::NotFound => {
+            anyhow!("cannot reach contd at {p}: is it running? (no such socket)")
+        }
+        io::ErrorKind::ConnectionRefused => {
+            anyhow!("cannot reach contd at {p}: is it running? (connection refused)")
+        }
+        io::ErrorKind::PermissionDenied => {
+            let group = socket_group(path);
+            anyhow!(
+                "permission denied on {p}: contd lets root{} use it{}",
+                group
+                    .as_deref()
+                    .map_or(String::new(), |g| format!(" and members of group {g}")),
+                group.map_or(String::new(), |g| format!(
+                    " (add yourself: usermod -aG {g} $USER, then log in again)"
+                ))
+            )
+        }
+        _ => anyhow!("cannot reach contd at {p}: {e}"),
+    }
+}
+
+/// The name of the group that owns the socket, when it is not root's.
+fn socket_group(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let gid = std::fs::metadata(path).ok()?.gid();
+    if gid == 0 {
+        return None;
+    }
+    let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    Some(
+        groups
+            .lines()
+            .find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                (f.nth(1)? == gid.to_string()).then(|| name.to_string())
+            })
+            .unwrap_or_else(|| gid.to_string()),
+    )
+}
+
 fn connect_socket(path: &Path) -> io::Result<UnixStream> {
     match short_alias(path)? {
         None => UnixStream::connect(path),
@@ -370,7 +415,8 @@ mod tests {
     fn missing_socket_names_the_path() {
         let err = Client::connect(Path::new("/nonexistent/contd.sock")).unwrap_err();
         assert!(
-            format!("{err:#}").starts_with("connect to contd at /nonexistent/contd.sock: "),
+            format!("{err:#}")
+                == "cannot reach contd at /nonexistent/contd.sock: is it running? (no such socket)",
             "{err:#}"
         );
     }

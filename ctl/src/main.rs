@@ -26,7 +26,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use proto::api::{
     ContainerConfig, EventFilter, LogOptions, Mount, MountKind, Request, Response, RestartPolicy,
 };
-use proto::{validate_name, ExitRecord, NameError, Status};
+use proto::{validate_name, NameError, Status};
 
 use crate::client::{unexpected, Client};
 
@@ -75,19 +75,31 @@ enum Command {
     /// Create and start a container; unless detached, wait for it, print its
     /// log and exit with its code.
     Run(RunArgs),
-    /// List the namespace's containers.
+    /// List the namespace's containers, newest first.
     Ps {
         /// Show exited containers too.
         #[arg(short, long)]
         all: bool,
+        /// Only the names.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Only containers matching: name=SUBSTRING, status=STATUS,
+        /// label=KEY or label=KEY=VALUE (repeatable: one key's values are
+        /// alternatives, different keys must all match).
+        #[arg(short, long, value_name = "FILTER", value_parser = parse_ps_filter)]
+        filter: Vec<(String, String)>,
+        /// Do not cut the COMMAND column.
+        #[arg(long)]
+        no_trunc: bool,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-    /// Show one container as JSON.
+    /// Show containers as a JSON array, as docker does.
     Inspect {
-        /// Container name.
-        name: String,
+        /// Container names (or unique prefixes of them).
+        #[arg(value_name = "NAME", required = true)]
+        names: Vec<String>,
     },
     /// Print a container's log.
     Logs {
@@ -106,15 +118,17 @@ enum Command {
     },
     /// Create a container without starting it (`start` runs it).
     Create(CreateArgs),
-    /// Freeze every process of a container.
+    /// Freeze every process of containers.
     Pause {
-        /// Container name.
-        name: String,
+        /// Container names (or unique prefixes of them).
+        #[arg(value_name = "NAME", required = true)]
+        names: Vec<String>,
     },
-    /// Thaw a paused container.
+    /// Thaw paused containers.
     Unpause {
-        /// Container name.
-        name: String,
+        /// Container names (or unique prefixes of them).
+        #[arg(value_name = "NAME", required = true)]
+        names: Vec<String>,
     },
     /// Show a container's processes.
     Top {
@@ -134,6 +148,13 @@ enum Command {
         pids_limit: Option<i64>,
         /// Container name.
         name: String,
+    },
+    /// Print a shell completion script: `source <(contctl completion bash)`,
+    /// or save it where your shell loads completions from.
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
     /// Print a man page (`man`) and exit; packaging uses it.
     #[command(hide = true)]
@@ -155,39 +176,44 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-    /// Stop a container: SIGTERM, then SIGKILL after a grace period.
+    /// Stop containers: SIGTERM, then SIGKILL after a grace period.
     Stop {
         /// Grace period in seconds before SIGKILL.
         #[arg(short = 't', long = "time", value_name = "SECS", default_value_t = 10)]
         time: u32,
-        /// Container name.
-        name: String,
+        /// Container names (or unique prefixes of them).
+        #[arg(value_name = "NAME", required = true)]
+        names: Vec<String>,
     },
-    /// Remove a container.
+    /// Remove containers.
     Rm {
-        /// Kill the container first if it runs.
+        /// Kill a running container first.
         #[arg(short, long)]
         force: bool,
-        /// Container name.
-        name: String,
+        /// Container names (or unique prefixes of them).
+        #[arg(value_name = "NAME", required = true)]
+        names: Vec<String>,
     },
-    /// Start a created container, or run an exited one again.
+    /// Start created containers, or run exited ones again.
     Start {
-        /// Container name.
-        name: String,
+        /// Container names (or unique prefixes of them).
+        #[arg(value_name = "NAME", required = true)]
+        names: Vec<String>,
     },
-    /// Send a signal to a container's init.
+    /// Send a signal to containers' init.
     Kill {
         /// Signal: a number, or a name such as TERM or SIGKILL.
         #[arg(short, long, value_name = "SIG", default_value = "KILL", value_parser = parse_signal)]
         signal: i32,
-        /// Container name.
-        name: String,
+        /// Container names (or unique prefixes of them).
+        #[arg(value_name = "NAME", required = true)]
+        names: Vec<String>,
     },
-    /// Wait for a container to exit and print its exit code.
+    /// Wait for containers to exit and print their exit codes.
     Wait {
-        /// Container name.
-        name: String,
+        /// Container names (or unique prefixes of them).
+        #[arg(value_name = "NAME", required = true)]
+        names: Vec<String>,
     },
     /// Attach to a running container's terminal or output; the detach keys
     /// (ctrl-p,ctrl-q) leave it running.
@@ -394,6 +420,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let socket = socket_path(cli.socket);
     let ns = cli.ns;
     match cli.command {
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            // Into a buffer: clap_complete panics on a write error (a
+            // closed pipe); output::print takes that as the end.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "contctl", &mut script);
+            output::print(&String::from_utf8_lossy(&script))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Generate { .. } => {
             use clap::CommandFactory;
             clap_mangen::Man::new(Cli::command()).render(&mut io::stdout())?;
@@ -410,21 +445,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output::print(&format!("{name}\n"))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Pause { name } => {
-            let req = Request::Pause {
-                ns,
-                name: name.clone(),
-            };
-            ok_then_print(&socket, &req, &name)
+        Command::Pause { names } => {
+            each_name(&socket, &ns, names, |ns, name| Request::Pause { ns, name })
         }
-        Command::Unpause { name } => {
-            let req = Request::Resume {
-                ns,
-                name: name.clone(),
-            };
-            ok_then_print(&socket, &req, &name)
+        Command::Unpause { names } => {
+            each_name(&socket, &ns, names, |ns, name| Request::Resume { ns, name })
         }
         Command::Top { name } => {
+            let name = resolve(&socket, &ns, &name)?;
             match Client::connect(&socket)?.request(&Request::Top { ns, name })? {
                 Response::Processes(list) => output::print(&output::top(&list))?,
                 other => return Err(unexpected(&other)),
@@ -437,6 +465,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pids_limit,
             name,
         } => {
+            let name = resolve(&socket, &ns, &name)?;
             let req = Request::Update {
                 ns,
                 name: name.clone(),
@@ -454,39 +483,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             replay,
             format,
         } => events(&socket, ns, filter, replay, format),
-        Command::Ps { all, format } => ps(&socket, ns, all, format),
-        Command::Inspect { name } => {
-            let mut client = Client::connect(&socket)?;
-            let req = Request::Details {
-                ns: ns.clone(),
-                name: name.clone(),
-            };
-            let info = match client.request(&req)? {
-                Response::Details(info) => info,
-                other => return Err(unexpected(&other)),
-            };
-            let mut v = output::info_json(&info);
-            // The log writer's health: null where contd or the container's
-            // monitor is too old to tell (protocol < 3).
-            let log_req = Request::LogStatus { ns, name };
-            let log = if client.speaks(&log_req) {
-                match client.request(&log_req) {
-                    Ok(Response::LogStatus(st)) => Some(st),
-                    _ => None,
-                }
-            } else {
-                None
-            };
-            v["log"] = output::log_status_json(log.as_ref());
-            output::print(&output::pretty(&v)?)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Ps {
+            all,
+            quiet,
+            filter,
+            no_trunc,
+            format,
+        } => ps(
+            &socket,
+            ns,
+            all || !filter.is_empty(),
+            quiet,
+            &filter,
+            no_trunc,
+            format,
+        ),
+        Command::Inspect { names } => inspect(&socket, &ns, names),
         Command::Logs {
             follow,
             tail,
             since,
             name,
         } => {
+            let name = resolve(&socket, &ns, &name)?;
             let options = LogOptions {
                 tail: tail.and_then(|t| t.0),
                 since,
@@ -495,47 +514,49 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stream_logs(&mut Client::connect(&socket)?, ns, name, options)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Stop { time, name } => {
-            let req = Request::Stop {
-                ns,
-                name: name.clone(),
-                timeout_secs: time,
-            };
-            ok_then_print(&socket, &req, &name)
+        Command::Stop { time, names } => each_name(&socket, &ns, names, |ns, name| Request::Stop {
+            ns,
+            name,
+            timeout_secs: time,
+        }),
+        Command::Rm { force, names } => each_name(&socket, &ns, names, |ns, name| {
+            Request::Remove { ns, name, force }
+        }),
+        Command::Start { names } => {
+            each_name(&socket, &ns, names, |ns, name| Request::Start { ns, name })
         }
-        Command::Rm { force, name } => {
-            let req = Request::Remove {
-                ns,
-                name: name.clone(),
-                force,
-            };
-            ok_then_print(&socket, &req, &name)
-        }
-        Command::Start { name } => {
-            let req = Request::Start {
-                ns,
-                name: name.clone(),
-            };
-            ok_then_print(&socket, &req, &name)
-        }
-        Command::Kill { signal, name } => {
-            let req = Request::Kill {
-                ns,
-                name: name.clone(),
-                signal,
-            };
-            ok_then_print(&socket, &req, &name)
-        }
-        Command::Wait { name } => {
-            let record = wait(&mut Client::connect(&socket)?, ns, name)?;
-            output::print(&format!("{}\n", record.code))?;
-            Ok(ExitCode::SUCCESS)
+        Command::Kill { signal, names } => each_name(&socket, &ns, names, |ns, name| {
+            Request::Kill { ns, name, signal }
+        }),
+        Command::Wait { names } => {
+            let mut client = Client::connect(&socket)?;
+            let mut failed = false;
+            for name in names {
+                let r = named(&mut client, &ns, &name, |ns, name| Request::Wait {
+                    ns,
+                    name,
+                });
+                match r {
+                    Ok(Response::Exited(record)) => output::print(&format!("{}\n", record.code))?,
+                    Ok(other) => return Err(unexpected(&other)),
+                    Err(e) => {
+                        failed = true;
+                        let _ = writeln!(io::stderr(), "contctl: {e:#}");
+                    }
+                }
+            }
+            Ok(if failed {
+                ExitCode::from(EXIT_OWN_ERROR)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Attach {
             no_stdin,
             detach_keys,
             name,
         } => {
+            let name = resolve(&socket, &ns, &name)?;
             let mut client = Client::connect(&socket)?;
             let req = Request::Attach {
                 ns,
@@ -550,8 +571,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
             interactive::attach_session(&mut client, !no_stdin, tty, false)
         }
-        Command::Exec(a) => exec(&socket, ns, a),
+        Command::Exec(mut a) => {
+            a.name = resolve(&socket, &ns, &a.name)?;
+            exec(&socket, ns, a)
+        }
         Command::Stats { name } => {
+            let name = resolve(&socket, &ns, &name)?;
             match Client::connect(&socket)?.request(&Request::Stats { ns, name })? {
                 Response::Stats(st) => {
                     let v = serde_json::json!({
@@ -619,21 +644,25 @@ fn check_names(cli: &Cli) -> Result<(), NameError> {
     let name = match &cli.command {
         Command::Run(args) => args.create.name.as_deref(),
         Command::Create(args) => args.name.as_deref(),
-        Command::Events { .. } | Command::Generate { .. } => None,
-        Command::Pause { name }
-        | Command::Unpause { name }
-        | Command::Top { name }
-        | Command::Update { name, .. } => Some(name.as_str()),
+        Command::Events { .. } | Command::Generate { .. } | Command::Completion { .. } => None,
+        Command::Top { name } | Command::Update { name, .. } => Some(name.as_str()),
         Command::Ps { .. } => None,
-        Command::Inspect { name }
-        | Command::Logs { name, .. }
-        | Command::Stop { name, .. }
-        | Command::Rm { name, .. }
-        | Command::Start { name }
-        | Command::Kill { name, .. }
-        | Command::Wait { name }
-        | Command::Attach { name, .. }
-        | Command::Stats { name } => Some(name.as_str()),
+        Command::Pause { names }
+        | Command::Unpause { names }
+        | Command::Inspect { names }
+        | Command::Stop { names, .. }
+        | Command::Rm { names, .. }
+        | Command::Start { names }
+        | Command::Kill { names, .. }
+        | Command::Wait { names } => {
+            for n in names {
+                validate_name("name", n)?;
+            }
+            None
+        }
+        Command::Logs { name, .. } | Command::Attach { name, .. } | Command::Stats { name } => {
+            Some(name.as_str())
+        }
         Command::Exec(a) => Some(a.name.as_str()),
     };
     match name {
@@ -676,7 +705,7 @@ fn container_config(
         rootfs,
         entrypoint: args.entrypoint,
         args: args.command,
-        env: args.env,
+        env: host_env(args.env),
         cwd: args.workdir,
         user: args.user,
         hostname: args.hostname,
@@ -787,8 +816,16 @@ fn events(
     }
 }
 
-/// `ps`: list, filter, sort by creation, print.
-fn ps(socket: &Path, ns: String, all: bool, format: Format) -> anyhow::Result<ExitCode> {
+/// `ps`: list, filter, newest first, print.
+fn ps(
+    socket: &Path,
+    ns: String,
+    all: bool,
+    quiet: bool,
+    filters: &[(String, String)],
+    no_trunc: bool,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
     let mut list = match Client::connect(socket)?.request(&Request::ListDetails { ns: Some(ns) })? {
         Response::DetailsList(v) => v,
         other => return Err(unexpected(&other)),
@@ -796,13 +833,41 @@ fn ps(socket: &Path, ns: String, all: bool, format: Format) -> anyhow::Result<Ex
     if !all {
         list.retain(|i| i.status != Status::Exited);
     }
-    list.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+    list.retain(|i| ps_matches(i, filters));
+    list.sort_by(|a, b| (b.created_at, &b.name).cmp(&(a.created_at, &a.name)));
     let text = match format {
-        Format::Table => output::table(&list),
+        _ if quiet => list.iter().map(|i| format!("{}\n", i.name)).collect(),
+        Format::Table => output::table(&list, proto::time::now_nanos(), no_trunc),
         Format::Json => output::json_list(&list)?,
     };
     output::print(&text)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--filter KEY=VALUE` of `ps`.
+fn parse_ps_filter(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k @ ("name" | "status" | "label"), v)) if !v.is_empty() => {
+            Ok((k.to_string(), v.to_string()))
+        }
+        _ => Err("expected name=SUBSTRING, status=STATUS or label=KEY[=VALUE]".into()),
+    }
+}
+
+/// Whether a container passes `ps`'s filters: per key any value, every key.
+fn ps_matches(i: &proto::api::ContainerDetails, filters: &[(String, String)]) -> bool {
+    let one = |k: &str, v: &str| match k {
+        "name" => i.name.contains(v),
+        "status" => i.status.as_str() == v,
+        _ => match v.split_once('=') {
+            Some((lk, lv)) => i.config.labels.iter().any(|(a, b)| a == lk && b == lv),
+            None => i.config.labels.iter().any(|(a, _)| a == v),
+        },
+    };
+    ["name", "status", "label"].iter().all(|k| {
+        let mut of_key = filters.iter().filter(|(fk, _)| fk == k).peekable();
+        of_key.peek().is_none() || of_key.any(|(_, v)| one(k, v))
+    })
 }
 
 /// Sends a request answered by `Ok`, then prints the container's name.
@@ -815,12 +880,143 @@ fn ok_then_print(socket: &Path, req: &Request, name: &str) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-/// Waits for the container to exit.
-fn wait(client: &mut Client, ns: String, name: String) -> anyhow::Result<ExitRecord> {
-    match client.request(&Request::Wait { ns, name })? {
-        Response::Exited(record) => Ok(record),
+/// `make`'s request for each of `names`, answered by `Ok`: each name that
+/// succeeded is printed, each failure goes to stderr, and the others are
+/// still tried (docker's `rm -f a b c`); 125 if any failed.
+fn each_name(
+    socket: &Path,
+    ns: &str,
+    names: Vec<String>,
+    make: impl Fn(String, String) -> Request,
+) -> anyhow::Result<ExitCode> {
+    let mut client = Client::connect(socket)?;
+    let mut failed = false;
+    for name in names {
+        match named(&mut client, ns, &name, &make) {
+            Ok(Response::Ok) => output::print(&format!("{name}\n"))?,
+            Ok(other) => return Err(unexpected(&other)),
+            Err(e) => {
+                failed = true;
+                let _ = writeln!(io::stderr(), "contctl: {e:#}");
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(EXIT_OWN_ERROR)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `make`'s request for container `name`; if no container has that name,
+/// for the one whose name it is a unique prefix of (as docker takes id
+/// prefixes).
+fn named(
+    client: &mut Client,
+    ns: &str,
+    name: &str,
+    make: impl Fn(String, String) -> Request,
+) -> anyhow::Result<Response> {
+    match client.request(&make(ns.to_string(), name.to_string())) {
+        Err(e) if is_not_found(&e) => {
+            // None: the server's own "no container" answer stands.
+            let full = match resolve_prefix(client, ns, name)? {
+                Some(full) => full,
+                None => return Err(e),
+            };
+            client.request(&make(ns.to_string(), full))
+        }
+        r => r,
+    }
+}
+
+fn is_not_found(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<proto::ErrorReply>()
+        .is_some_and(|r| r.kind == proto::ErrorKind::NotFound)
+}
+
+/// The one container name of `ns` that starts with `prefix` (`None`: no
+/// name does).
+///
+/// # Errors
+/// Several do (the error names them).
+fn resolve_prefix(client: &mut Client, ns: &str, prefix: &str) -> anyhow::Result<Option<String>> {
+    let list = match client.request(&Request::ListDetails {
+        ns: Some(ns.to_string()),
+    })? {
+        Response::DetailsList(v) => v,
+        other => return Err(unexpected(&other)),
+    };
+    let mut found: Vec<String> = list
+        .into_iter()
+        .map(|d| d.name)
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    found.sort();
+    match found.len() {
+        1 => Ok(Some(found.remove(0))),
+        0 => Ok(None),
+        _ => anyhow::bail!(
+            "{prefix:?} names several containers ({}): give more of the name",
+            found.join(", ")
+        ),
+    }
+}
+
+/// The full name for `name` (itself, or the name it is a unique prefix of).
+fn resolve(socket: &Path, ns: &str, name: &str) -> anyhow::Result<String> {
+    let mut client = Client::connect(socket)?;
+    match named(&mut client, ns, name, |ns, name| Request::Details {
+        ns,
+        name,
+    })? {
+        Response::Details(d) => Ok(d.name),
         other => Err(unexpected(&other)),
     }
+}
+
+/// `inspect`: a JSON array of the containers, as docker prints it.
+fn inspect(socket: &Path, ns: &str, names: Vec<String>) -> anyhow::Result<ExitCode> {
+    let mut client = Client::connect(socket)?;
+    let mut all = Vec::new();
+    let mut failed = false;
+    for name in names {
+        let info = match named(&mut client, ns, &name, |ns, name| Request::Details {
+            ns,
+            name,
+        }) {
+            Ok(Response::Details(info)) => info,
+            Ok(other) => return Err(unexpected(&other)),
+            Err(e) => {
+                failed = true;
+                let _ = writeln!(io::stderr(), "contctl: {e:#}");
+                continue;
+            }
+        };
+        let mut v = output::info_json(&info);
+        // The log writer's health: null where contd or the container's
+        // monitor is too old to tell (protocol < 3).
+        let log_req = Request::LogStatus {
+            ns: ns.to_string(),
+            name: info.name.clone(),
+        };
+        let log = if client.speaks(&log_req) {
+            match client.request(&log_req) {
+                Ok(Response::LogStatus(st)) => Some(st),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        v["log"] = output::log_status_json(log.as_ref());
+        all.push(v);
+    }
+    output::print(&output::pretty(&serde_json::Value::Array(all))?)?;
+    Ok(if failed {
+        ExitCode::from(EXIT_OWN_ERROR)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Copies the container's log to our stdout and stderr, chunk by chunk,
@@ -864,25 +1060,10 @@ fn random_name() -> String {
 /// Parses `--memory`: bytes, or a number with a k, m or g suffix
 /// (1024-based, any case).
 fn parse_memory(s: &str) -> Result<u64, String> {
-    let lower = s.to_ascii_lowercase();
-    let (digits, unit) = match lower.as_bytes().last() {
-        Some(b'k') => (&lower[..lower.len() - 1], 1u64 << 10),
-        Some(b'm') => (&lower[..lower.len() - 1], 1 << 20),
-        Some(b'g') => (&lower[..lower.len() - 1], 1 << 30),
-        _ => (lower.as_str(), 1),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("expected bytes, optionally with a k, m or g suffix (e.g. 64m)".into());
+    match proto::parse_size(s)? {
+        0 => Err("must be more than 0".into()),
+        n => Ok(n),
     }
-    let bytes = digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(unit))
-        .ok_or("too large")?;
-    if bytes == 0 {
-        return Err("must be more than 0".into());
-    }
-    Ok(bytes)
 }
 
 /// Parses `--signal`: a number from 1 to 64, or a name with or without
@@ -1039,11 +1220,22 @@ fn parse_mount(s: &str) -> Result<Mount, String> {
 }
 
 /// Parses `--env`: `KEY=VALUE` with a non-empty key.
+/// `-e KEY=VALUE`, or `-e KEY`: the value contctl's own environment has
+/// (docker's rule; a KEY set nowhere is left out, see [`host_env`]).
 fn parse_env(s: &str) -> Result<String, String> {
     match s.split_once('=') {
         Some((key, _)) if !key.is_empty() => Ok(s.to_string()),
-        _ => Err("expected KEY=VALUE".into()),
+        None if !s.is_empty() => Ok(match std::env::var(s) {
+            Ok(v) => format!("{s}={v}"),
+            Err(_) => s.to_string(),
+        }),
+        _ => Err("expected KEY=VALUE or KEY".into()),
     }
+}
+
+/// The `-e` entries to send: a bare KEY the host does not set is dropped.
+fn host_env(env: Vec<String>) -> Vec<String> {
+    env.into_iter().filter(|e| e.contains('=')).collect()
 }
 
 #[cfg(test)]
@@ -1051,6 +1243,7 @@ mod tests {
     use clap::CommandFactory;
 
     use super::*;
+    use proto::ExitRecord;
 
     fn parse(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("contctl").chain(args.iter().copied())).unwrap()
@@ -1103,15 +1296,33 @@ mod tests {
         assert_eq!(r.create.command, ["ls", "-l", "--name", "x"]);
         assert!(r.create.name.is_none());
 
-        assert!(Cli::try_parse_from(["contctl", "run", "-e", "NOEQ", "/r"]).is_err());
+        assert!(Cli::try_parse_from(["contctl", "run", "-e", "=x", "/r"]).is_err());
+        // -e KEY: the host's value, or nothing if the host has none.
+        std::env::set_var("CONTCTL_TEST_HOST_VAR", "from host");
+        let Command::Run(r) = parse(&[
+            "run",
+            "-e",
+            "CONTCTL_TEST_HOST_VAR",
+            "-e",
+            "CONTCTL_TEST_UNSET_VAR",
+            "/r",
+        ])
+        .command
+        else {
+            panic!("not run")
+        };
+        assert_eq!(host_env(r.create.env), ["CONTCTL_TEST_HOST_VAR=from host"]);
     }
 
     #[test]
     fn other_commands_parse() {
-        let Command::Stop { time, name } = parse(&["stop", "web"]).command else {
+        let Command::Stop { time, names } = parse(&["stop", "web", "db"]).command else {
             panic!("not stop")
         };
-        assert_eq!((time, name.as_str()), (10, "web"));
+        assert_eq!(
+            (time, names),
+            (10, vec!["web".to_string(), "db".to_string()])
+        );
         let Command::Kill { signal, .. } = parse(&["kill", "web"]).command else {
             panic!("not kill")
         };
@@ -1120,11 +1331,19 @@ mod tests {
             panic!("not kill")
         };
         assert_eq!(signal, 15);
-        let Command::Ps { all, format } = parse(&["ps", "-a", "--format", "json"]).command else {
+        let Command::Ps {
+            all,
+            format,
+            filter,
+            ..
+        } = parse(&["ps", "-a", "--format", "json", "-f", "status=running"]).command
+        else {
             panic!("not ps")
         };
         assert!(all);
         assert_eq!(format, Format::Json);
+        assert_eq!(filter, [("status".to_string(), "running".to_string())]);
+        assert!(Cli::try_parse_from(["contctl", "ps", "--filter", "colour=red"]).is_err());
         let cli = parse(&["--socket", "/x.sock", "rm", "-f", "web"]);
         assert_eq!(socket_path(cli.socket), Path::new("/x.sock"));
     }
@@ -1136,7 +1355,9 @@ mod tests {
         assert_eq!(parse_memory("64m"), Ok(64 << 20));
         assert_eq!(parse_memory("64M"), Ok(64 << 20));
         assert_eq!(parse_memory("2G"), Ok(2 << 30));
-        for bad in ["", "m", "0", "0k", "-1", "+5", "1.5g", "1t", "1 m", "64mb"] {
+        assert_eq!(parse_memory("64mb"), Ok(64 << 20));
+        assert_eq!(parse_memory("1.5g"), Ok(3 << 29));
+        for bad in ["", "m", "0", "0k", "-1", "+5", "1 m", "1e3", "1.2.3", "x"] {
             assert!(parse_memory(bad).is_err(), "{bad:?}");
         }
         assert!(parse_memory("99999999999999999g").is_err());

@@ -100,17 +100,19 @@ pub(crate) fn pretty(v: &Value) -> anyhow::Result<String> {
     Ok(s)
 }
 
-/// `ps`: columns NAME, STATUS, PID, EXIT, CREATED, padded to line up.
-pub(crate) fn table(infos: &[ContainerDetails]) -> String {
+/// `ps`: NAME, STATUS as docker words it ("Up 3 minutes", "Exited (7) 2
+/// seconds ago"), PID, COMMAND (cut at 20 characters unless `no_trunc`),
+/// CREATED ("5 minutes ago"); `now` in unix nanoseconds.
+pub(crate) fn table(infos: &[ContainerDetails], now: i64, no_trunc: bool) -> String {
     let dash = || "-".to_string();
-    let mut rows = vec![["NAME", "STATUS", "PID", "EXIT", "CREATED"].map(String::from)];
+    let mut rows = vec![["NAME", "STATUS", "PID", "COMMAND", "CREATED"].map(String::from)];
     for i in infos {
         rows.push([
             i.name.clone(),
-            i.status.as_str().to_string(),
+            status_words(i, now),
             i.pid.map_or_else(dash, |p| p.to_string()),
-            i.exit.as_ref().map_or_else(dash, |e| e.code.to_string()),
-            seconds(i.created_at),
+            command(&i.args, no_trunc),
+            format!("{} ago", human(now - i.created_at)),
         ]);
     }
     let mut widths = [0usize; 5];
@@ -130,6 +132,59 @@ pub(crate) fn table(infos: &[ContainerDetails]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// docker's STATUS column.
+pub(crate) fn status_words(i: &ContainerDetails, now: i64) -> String {
+    let since = |t: Option<i64>| t.map_or_else(String::new, |t| format!(" {}", human(now - t)));
+    match i.status {
+        proto::Status::Created => "Created".into(),
+        proto::Status::Running if i.next_restart_at.is_some() => "Restarting".into(),
+        proto::Status::Running => format!("Up{}", since(i.started_at)),
+        proto::Status::Paused => format!("Up{} (Paused)", since(i.started_at)),
+        proto::Status::Exited => {
+            let code = i
+                .exit
+                .as_ref()
+                .map_or(String::new(), |e| format!(" ({})", e.code));
+            match (i.next_restart_at, i.finished_at) {
+                (Some(_), Some(t)) => format!("Restarting{code} {} ago", human(now - t)),
+                (None, Some(t)) => format!("Exited{code} {} ago", human(now - t)),
+                (_, None) => format!("Exited{code}"),
+            }
+        }
+        proto::Status::Unknown => "Unknown".into(),
+    }
+}
+
+/// A duration as docker words it: "Less than a second", "3 seconds",
+/// "About a minute", "5 minutes", "About an hour", "3 hours", "2 days",
+/// "3 weeks", "4 months", "2 years".
+pub(crate) fn human(nanos: i64) -> String {
+    let s = nanos.max(0) / 1_000_000_000;
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    match s {
+        0 => "Less than a second".into(),
+        1..=59 => plural(s, "second"),
+        60..=119 => "About a minute".into(),
+        120..=3599 => plural(s / 60, "minute"),
+        3600..=7199 => "About an hour".into(),
+        7200..=172_799 => plural(s / 3600, "hour"),
+        172_800..=1_209_599 => plural(s / 86400, "day"),
+        1_209_600..=7_775_999 => plural(s / 604_800, "week"),
+        7_776_000..=63_071_999 => plural(s / 2_592_000, "month"),
+        _ => plural(s / 31_536_000, "year"),
+    }
+}
+
+/// The command line, quoted as docker shows it, cut to 20 characters.
+fn command(args: &[String], no_trunc: bool) -> String {
+    let line = args.join(" ");
+    if no_trunc || line.chars().count() <= 20 {
+        format!("\"{line}\"")
+    } else {
+        format!("\"{}…\"", line.chars().take(19).collect::<String>())
+    }
 }
 
 /// `top`: PID, PPID, USER, TIME, COMMAND.
@@ -200,16 +255,6 @@ pub(crate) fn event_line(e: &proto::api::Event) -> String {
         e.name,
         e.kind.word()
     )
-}
-
-/// RFC 3339 in whole seconds (`2026-11-23T12:34:56Z`), wide enough for a
-/// table.
-fn seconds(unix_nanos: i64) -> String {
-    let s = rfc3339_nanos(unix_nanos);
-    match s.split_once('.') {
-        Some((head, _)) => format!("{head}Z"),
-        None => s,
-    }
 }
 
 /// Writes `text` to stdout. A closed pipe is not an error: the reader has
@@ -353,10 +398,12 @@ mod tests {
     }
 
     #[test]
-    fn table_aligns_columns_and_dashes_missing_values() {
+    fn table_aligns_columns_and_words_status_and_times_as_docker() {
         let mut a = info("a-long-name", Status::Running);
         a.pid = Some(1234);
+        a.started_at = Some(T0);
         let mut b = info("b", Status::Exited);
+        b.args = vec!["sh".into(), "-c".into(), "while true; do date; done".into()];
         b.exit = Some(ExitRecord {
             code: 3,
             signal: None,
@@ -365,13 +412,36 @@ mod tests {
             finished_at: T0,
             protocol: 1,
         });
-        let t = table(&[a, b]);
+        b.finished_at = Some(T0);
+        let now = T0 + 180 * 1_000_000_000;
+        let t = table(&[a.clone(), b.clone()], now, false);
         let want = "\
-NAME          STATUS    PID    EXIT   CREATED
-a-long-name   running   1234   -      2023-11-14T22:13:20Z
-b             exited    -      3      2023-11-14T22:13:20Z
+NAME          STATUS                     PID    COMMAND                  CREATED
+a-long-name   Up 3 minutes               1234   \"sh -c true\"             3 minutes ago
+b             Exited (3) 3 minutes ago   -      \"sh -c while true; d…\"   3 minutes ago
 ";
         assert_eq!(t, want);
-        assert_eq!(table(&[]), "NAME   STATUS   PID   EXIT   CREATED\n");
+        assert!(table(&[b], now, true).contains("\"sh -c while true; do date; done\""));
+        assert_eq!(
+            table(&[], now, false),
+            "NAME   STATUS   PID   COMMAND   CREATED\n"
+        );
+        for (secs, words) in [
+            (0, "Less than a second"),
+            (1, "1 second"),
+            (59, "59 seconds"),
+            (60, "About a minute"),
+            (150, "2 minutes"),
+            (3600, "About an hour"),
+            (3 * 3600, "3 hours"),
+            (3 * 86400, "3 days"),
+            (21 * 86400, "3 weeks"),
+            (100 * 86400, "3 months"),
+            (800 * 86400, "2 years"),
+        ] {
+            assert_eq!(human(secs * 1_000_000_000), words);
+        }
+        a.status = Status::Paused;
+        assert_eq!(status_words(&a, now), "Up 3 minutes (Paused)");
     }
 }

@@ -178,3 +178,34 @@ pub struct LogStatus {
     /// Bytes of those records.
     pub dropped_bytes: u64,
 }
+
+/// A size as docker spells it, in bytes: `10m`, `1.5g`, `512k`, `100mb`, `4096` (powers of 1024).
+///
+/// # Errors
+/// Anything else, in a sentence.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mul) = match t.char_indices().last() {
+        Some((i, 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'g')) => (&t[..i], 1 << 30),
+        Some((i, 't')) => (&t[..i], 1 << 40),
+        _ => (t, 1),
+    };
+    let plain = !num.is_empty()
+        && num.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && num.bytes().filter(|b| *b == b'.').count() <= 1
+        && !num.starts_with('.')
+        && !num.ends_with('.');
+    let v: f64 = num
+        .parse()
+        .ok()
+        .filter(|_| plain)
+        .ok_or_else(|| format!("{s:?} is not a size (e.g. 4096, 512k, 10m, 1.5g)"))?;
+    let bytes = v * mul as f64;
+    if bytes > u64::MAX as f64 {
+        return Err(format!("{s:?} is too large"));
+    }
+    Ok(bytes as u64)
+}

@@ -68,7 +68,7 @@ pub mod asynch;
 pub use codec::{
     decode, encode, encode_frame, read_frame, take_frame, write_frame, FrameError, MAX_FRAME,
 };
-pub use common::{ErrorKind, ErrorReply, ExitRecord, Hello, Resources, Status};
+pub use common::{parse_size, ErrorKind, ErrorReply, ExitRecord, Hello, Resources, Status};
 pub use name::{validate_name, NameError};
 
 /// The newest protocol version this build speaks.

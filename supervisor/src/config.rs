@@ -118,31 +118,7 @@ impl TryFrom<SizeRepr> for Size {
     }
 }
 
-/// Parses `10m`, `1.5g`, `512k`, `100mb`, `4096` (powers of 1024).
-///
-/// # Errors
-/// Anything else, in a sentence.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let (num, mul) = match t.char_indices().last() {
-        Some((i, 'k')) => (&t[..i], 1u64 << 10),
-        Some((i, 'm')) => (&t[..i], 1 << 20),
-        Some((i, 'g')) => (&t[..i], 1 << 30),
-        Some((i, 't')) => (&t[..i], 1 << 40),
-        _ => (t, 1),
-    };
-    let v: f64 = num
-        .parse()
-        .ok()
-        .filter(|v: &f64| v.is_finite() && *v >= 0.0)
-        .ok_or_else(|| format!("{s:?} is not a size (e.g. 4096, 512k, 10m, 1.5g)"))?;
-    let bytes = v * mul as f64;
-    if bytes > u64::MAX as f64 {
-        return Err(format!("{s:?} is too large"));
-    }
-    Ok(bytes as u64)
-}
+pub use proto::parse_size;
 
 /// Every setting by the name the config file and the daemon's flags give
 /// it (`state-dir` is `--state-dir`); unset ones keep their defaults.

@@ -332,9 +332,14 @@ impl TestEnv {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    /// `contctl inspect NAME` as JSON.
+    /// `contctl inspect NAME`: the one object of its JSON array.
     pub fn inspect(&self, name: &str) -> serde_json::Value {
-        serde_json::from_str(&self.ok(&["inspect", name])).unwrap()
+        let all: serde_json::Value = serde_json::from_str(&self.ok(&["inspect", name])).unwrap();
+        // An array, as docker's; one name, one object.
+        match all {
+            serde_json::Value::Array(mut v) if v.len() == 1 => v.remove(0),
+            other => panic!("inspect {name}: {other}"),
+        }
     }
 
     /// Polls `cond` every 50 ms until it holds, or panics after `secs`.

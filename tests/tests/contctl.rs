@@ -156,3 +156,148 @@ fn signals_to_a_foreground_run_reach_the_container() {
     env.ok(&["rm", "-f", "sig"]);
     env.ok(&["rm", "-f", "nosig"]);
 }
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn several_names_unique_prefixes_and_docker_style_ps() {
+    let env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap();
+    for n in ["web-1", "web-2", "db"] {
+        env.ok(&[
+            "run",
+            "-d",
+            "--label",
+            &format!("app={n}"),
+            "--name",
+            n,
+            root,
+            "sleep",
+            "1000",
+        ]);
+    }
+    // Newest first; docker's words; -q; filters.
+    let ps = env.ok(&["ps"]);
+    let names: Vec<&str> = ps
+        .lines()
+        .skip(1)
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(names, ["db", "web-2", "web-1"], "{ps}");
+    assert!(ps.lines().next().unwrap().starts_with("NAME"), "{ps}");
+    assert!(ps.lines().nth(1).unwrap().contains(" Up "), "{ps}");
+    assert!(ps.contains("\"sleep 1000\""), "{ps}");
+    assert!(ps.contains(" ago"), "{ps}");
+    assert_eq!(env.ok(&["ps", "-q"]), "db\nweb-2\nweb-1\n");
+    assert_eq!(
+        env.ok(&["ps", "-q", "--filter", "name=web"]),
+        "web-2\nweb-1\n"
+    );
+    assert_eq!(env.ok(&["ps", "-q", "-f", "label=app=db"]), "db\n");
+    assert_eq!(
+        env.ok(&["ps", "-q", "-f", "name=web", "-f", "label=app=web-1"]),
+        "web-1\n"
+    );
+
+    // A unique prefix stands for the name; an ambiguous one says so.
+    assert_eq!(env.inspect("d")["name"], "db");
+    let amb = env.contctl(&["stop", "web"]);
+    assert_eq!(amb.status.code(), Some(125));
+    assert!(
+        stderr(&amb).contains("names several containers (web-1, web-2)"),
+        "{amb:?}"
+    );
+    assert_eq!(env.inspect("web-1")["status"], "running");
+
+    // Several names: each done, a missing one reported, the rest still done.
+    let out = env.contctl(&["kill", "web-1", "nosuch", "web-2"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(stdout(&out), "web-1\nweb-2\n");
+    assert!(stderr(&out).contains("no container \"nosuch\""), "{out:?}");
+    env.wait_for("both killed", 20, || {
+        env.inspect("web-1")["status"] == "exited" && env.inspect("web-2")["status"] == "exited"
+    });
+    assert_eq!(
+        env.ok(&["ps", "-q", "-f", "status=exited"]),
+        "web-2\nweb-1\n"
+    );
+    // inspect: an array, one object per name.
+    let both: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", "web-1", "web-2"])).unwrap();
+    assert_eq!(both.as_array().unwrap().len(), 2);
+    assert_eq!(both[1]["exit_code"], 137);
+    assert_eq!(
+        env.ok(&["rm", "-f", "web-1", "web-2", "db"]),
+        "web-1\nweb-2\ndb\n"
+    );
+    assert_eq!(env.ok(&["ps", "-a", "-q"]), "");
+}
+
+#[test]
+fn env_from_the_host_and_sizes_as_docker_spells_them() {
+    let env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap();
+    let out = contctl(&env)
+        .args(["run", "--name", "e", "-e", "FROM_HOST", "-e", "UNSET_HERE", "-e", "X=1"])
+        .args(["--memory", "64mb", root, "sh", "-c"])
+        .arg("echo \"$FROM_HOST|${UNSET_HERE-unset}|$X\"; cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max")
+        .env("FROM_HOST", "host value")
+        .env_remove("UNSET_HERE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("host value|unset|1"));
+    // The container's own cgroup limit, as the container sees it (a
+    // cgroup namespace roots it at /sys/fs/cgroup/memory).
+    let limit = lines.next().unwrap_or("");
+    let want = (64u64 << 20).to_string();
+    if limit != want {
+        let cg = env
+            .cgroup_dir("memory", "default", "e")
+            .join("memory.limit_in_bytes");
+        assert_eq!(
+            std::fs::read_to_string(cg).unwrap_or_default().trim(),
+            want,
+            "{text}"
+        );
+    }
+    env.ok(&["rm", "e"]);
+}
+
+#[test]
+fn errors_say_what_to_do() {
+    let env = TestEnv::without_contd();
+    let out = env.contctl(&["ps"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "contctl: cannot reach contd at {}: is it running? (no such socket)\n",
+            env.socket.display()
+        )
+    );
+    // A socket nobody serves.
+    let _stale = std::os::unix::net::UnixListener::bind(&env.socket).unwrap();
+    drop(_stale);
+    let out = env.contctl(&["ps"]);
+    assert!(
+        stderr(&out).contains("is it running? (connection refused)"),
+        "{out:?}"
+    );
+    // Completions come from the same definition as the parser.
+    for shell in ["bash", "zsh", "fish"] {
+        let out = env.contctl(&["completion", shell]);
+        assert!(out.status.success(), "{shell}");
+        assert!(stdout(&out).contains("contctl"), "{shell}");
+        assert!(stdout(&out).contains("sig-proxy"), "{shell}");
+    }
+}

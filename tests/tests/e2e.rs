@@ -34,7 +34,7 @@ fn run_then_ps_shows_it_running_and_logs_show_its_output() {
     assert!(
         table
             .lines()
-            .any(|l| l.starts_with("web") && l.contains("running")),
+            .any(|l| l.starts_with("web") && l.contains(" Up ")),
         "{table}"
     );
 

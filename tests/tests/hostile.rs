@@ -181,7 +181,7 @@ fn dead_monitor(restart_contd: bool) {
     assert!(env
         .ok(&["ps"])
         .lines()
-        .any(|l| l.starts_with("d ") && l.contains("unknown")));
+        .any(|l| l.starts_with("d ") && l.contains("Unknown")));
     // What needs the monitor says so; rm without -f refuses.
     let paused = env.contctl(&["pause", "d"]);
     assert!(!paused.status.success());
