@@ -59,9 +59,18 @@ impl Drop for Raw {
     }
 }
 
+/// Detach keys as bytes (a type of its own: clap takes a bare `Vec` for
+/// a list of values).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DetachKeys(pub Vec<u8>);
+
 /// Parses docker's detach-keys syntax: comma-separated, `ctrl-X` or one
-/// character each ("ctrl-p,ctrl-q").
-pub(crate) fn parse_detach_keys(spec: &str) -> Result<Vec<u8>, String> {
+/// character each ("ctrl-p,ctrl-q"; "" for none).
+pub(crate) fn parse_detach_keys(spec: &str) -> Result<DetachKeys, String> {
+    parse_keys(spec).map(DetachKeys)
+}
+
+fn parse_keys(spec: &str) -> Result<Vec<u8>, String> {
     if spec.is_empty() {
         return Ok(Vec::new());
     }
@@ -171,6 +180,43 @@ pub(crate) fn proxy_signals(
             if let Ok(mut c) = Client::connect(&socket) {
                 let _ = c.request(&req);
             }
+        }
+    });
+    Ok(())
+}
+
+/// Keeps the container's terminal the size of ours: the size now (an
+/// attach from a window of another size), then after every SIGWINCH, each
+/// as a `Resize`. Nothing without a local terminal.
+///
+/// # Errors
+/// The handler cannot be installed.
+pub(crate) fn follow_window(
+    socket: std::path::PathBuf,
+    ns: String,
+    name: String,
+) -> anyhow::Result<()> {
+    if term_size().is_none() {
+        return Ok(());
+    }
+    let mut winch = signal_hook::iterator::Signals::new([signal_hook::consts::SIGWINCH])?;
+    let resize = move || {
+        if let Some((rows, cols)) = term_size() {
+            let req = Request::Resize {
+                ns: ns.clone(),
+                name: name.clone(),
+                rows,
+                cols,
+            };
+            if let Ok(mut c) = Client::connect(&socket) {
+                let _ = c.request(&req);
+            }
+        }
+    };
+    resize();
+    std::thread::spawn(move || {
+        for _ in winch.forever() {
+            resize();
         }
     });
     Ok(())

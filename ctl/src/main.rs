@@ -223,7 +223,7 @@ enum Command {
         no_stdin: bool,
         /// Detach keys, docker's syntax ("ctrl-p,ctrl-q"; "" for none).
         #[arg(long, value_name = "KEYS", value_parser = interactive::parse_detach_keys)]
-        detach_keys: Option<Vec<u8>>,
+        detach_keys: Option<interactive::DetachKeys>,
         /// Container name.
         name: String,
     },
@@ -280,6 +280,10 @@ struct RunArgs {
     /// on to the container; `--sig-proxy=false` to keep them.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     sig_proxy: bool,
+
+    /// Detach keys for `-it`, docker's syntax ("ctrl-p,ctrl-q"; "" for none).
+    #[arg(long, value_name = "KEYS", value_parser = interactive::parse_detach_keys)]
+    detach_keys: Option<interactive::DetachKeys>,
 
     #[command(flatten)]
     create: CreateArgs,
@@ -559,16 +563,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let name = resolve(&socket, &ns, &name)?;
             let mut client = Client::connect(&socket)?;
             let req = Request::Attach {
-                ns,
-                name,
+                ns: ns.clone(),
+                name: name.clone(),
                 stdin: !no_stdin,
-                detach_keys,
+                detach_keys: detach_keys.map(|k| k.0),
             };
             match client.request(&req)? {
                 Response::Ok => {}
                 other => return Err(unexpected(&other)),
             }
             let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
+            if tty {
+                // A terminal container takes our size; another answers
+                // the resize with an error nobody needs to see.
+                interactive::follow_window(socket.clone(), ns, name)?;
+            }
             interactive::attach_session(&mut client, !no_stdin, tty, false)
         }
         Command::Exec(mut a) => {
@@ -755,7 +764,7 @@ fn run_container(socket: &Path, ns: String, args: RunArgs) -> anyhow::Result<Exi
         ns: ns.clone(),
         name: name.clone(),
         stdin,
-        detach_keys: None,
+        detach_keys: args.detach_keys.map(|k| k.0),
     };
     match att.request(&req)? {
         Response::Ok => {}
@@ -767,6 +776,9 @@ fn run_container(socket: &Path, ns: String, args: RunArgs) -> anyhow::Result<Exi
     })? {
         Response::Ok => {}
         other => return Err(unexpected(&other)),
+    }
+    if tty {
+        interactive::follow_window(socket.to_path_buf(), ns.clone(), name.clone())?;
     }
     if args.sig_proxy {
         interactive::proxy_signals(socket.to_path_buf(), ns, name)?;

@@ -301,3 +301,141 @@ fn errors_say_what_to_do() {
         assert!(stdout(&out).contains("sig-proxy"), "{shell}");
     }
 }
+
+/// The test's end of a pseudo-terminal contctl runs on.
+struct Pty {
+    master: std::os::fd::OwnedFd,
+    seen: String,
+}
+
+impl Pty {
+    /// A pty of `rows`x`cols`; its slave as stdin, stdout and stderr.
+    fn new(rows: u16, cols: u16) -> (Pty, std::os::fd::OwnedFd) {
+        let ws = nix::pty::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let p = nix::pty::openpty(Some(&ws), None).unwrap();
+        (
+            Pty {
+                master: p.master,
+                seen: String::new(),
+            },
+            p.slave,
+        )
+    }
+
+    fn spawn(slave: &std::os::fd::OwnedFd, cmd: &mut Command) -> std::process::Child {
+        cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave.try_clone().unwrap()))
+            .spawn()
+            .unwrap()
+    }
+
+    fn write(&self, data: &[u8]) {
+        nix::unistd::write(&self.master, data).unwrap();
+    }
+
+    fn resize(&self, rows: u16, cols: u16) {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid winsize for TIOCSWINSZ on our own pty master.
+        let r = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        assert_eq!(r, 0);
+    }
+
+    /// Reads until what came since the last call contains `needle`.
+    fn until(&mut self, needle: &str, secs: u64) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut fresh = String::new();
+        while Instant::now() < deadline {
+            let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut fds, PollTimeout::from(100u16)).unwrap_or(0) > 0 {
+                let mut buf = [0u8; 4096];
+                match nix::unistd::read(&self.master, &mut buf) {
+                    Ok(n) if n > 0 => fresh.push_str(&String::from_utf8_lossy(&buf[..n])),
+                    _ => break,
+                }
+                if fresh.contains(needle) {
+                    self.seen.push_str(&fresh);
+                    return true;
+                }
+            }
+        }
+        self.seen.push_str(&fresh);
+        false
+    }
+
+    /// Asks the container's shell for its terminal size until it is
+    /// `want` ("ROWS COLS").
+    fn size_becomes(&mut self, want: &str) {
+        for _ in 0..50 {
+            self.write(b"stty size\r");
+            if self.until(want, 1) {
+                return;
+            }
+        }
+        panic!(
+            "the container's terminal never became {want}: {}",
+            self.seen
+        );
+    }
+}
+
+#[test]
+fn a_terminal_follows_the_window_and_detach_keys_work() {
+    let env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap();
+    let (mut pty, slave) = Pty::new(30, 100);
+    let mut run = Pty::spawn(
+        &slave,
+        contctl(&env).args([
+            "run",
+            "-it",
+            "--detach-keys",
+            "ctrl-a,d",
+            "--name",
+            "w",
+            root,
+            "sh",
+        ]),
+    );
+    drop(slave);
+    pty.size_becomes("30 100");
+    // The window grows: SIGWINCH (a terminal sends it to its foreground
+    // group; this pty is nobody's controlling terminal, so the test does).
+    pty.resize(40, 120);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.id() as i32),
+        nix::sys::signal::Signal::SIGWINCH,
+    )
+    .unwrap();
+    pty.size_becomes("40 120");
+    pty.write(b"export MARK=kept\r");
+    // ctrl-a d: detached, the container runs on.
+    pty.write(&[0x01, b'd']);
+    assert_eq!(wait_code(&mut run, 20), 0);
+    assert_eq!(env.inspect("w")["status"], "running");
+
+    // attach from a window of another size: the container takes it at once.
+    let (mut pty, slave) = Pty::new(20, 70);
+    let mut att = Pty::spawn(&slave, contctl(&env).args(["attach", "w"]));
+    drop(slave);
+    pty.size_becomes("20 70");
+    pty.write(b"echo $MARK\r");
+    assert!(pty.until("kept", 10), "{}", pty.seen);
+    // docker's default detach keys.
+    pty.write(&[0x10, 0x11]);
+    assert_eq!(wait_code(&mut att, 20), 0);
+    env.ok(&["rm", "-f", "w"]);
+}
