@@ -26,6 +26,8 @@ pub(crate) struct Client {
     stream: UnixStream,
     /// The protocol version agreed on with contd.
     version: u16,
+    /// What contd said it is ("contd 0.1.0").
+    server: String,
 }
 
 impl Client {
@@ -36,7 +38,11 @@ impl Client {
     /// or speaks no protocol version contctl knows.
     pub(crate) fn connect(path: &Path) -> anyhow::Result<Self> {
         let stream = connect_socket(path).map_err(|e| unreachable(path, &e))?;
-        let mut client = Self { stream, version: 0 };
+        let mut client = Self {
+            stream,
+            version: 0,
+            server: String::new(),
+        };
         client.hello().context("hello to contd")?;
         Ok(client)
     }
@@ -79,8 +85,14 @@ impl Client {
             );
         }
         self.version = theirs.protocol.min(PROTOCOL_VERSION);
+        self.server = theirs.software;
         self.stream.set_read_timeout(None)?;
         Ok(())
+    }
+
+    /// contd's software and version, and the protocol agreed on.
+    pub(crate) fn server(&self) -> (&str, u16) {
+        (&self.server, self.version)
     }
 
     /// Whether contd agreed on a protocol that has `req`.

@@ -149,6 +149,22 @@ enum Command {
         /// Container name.
         name: String,
     },
+    /// Stop containers, then start them again.
+    Restart {
+        /// Grace period in seconds before SIGKILL.
+        #[arg(short = 't', long = "time", value_name = "SECS", default_value_t = 10)]
+        time: u32,
+        /// Container names (or unique prefixes of them).
+        #[arg(value_name = "NAME", required = true)]
+        names: Vec<String>,
+    },
+    /// Show contctl's and contd's versions and protocols.
+    Version,
+    /// About contd.
+    System {
+        #[command(subcommand)]
+        command: SystemCommand,
+    },
     /// Print a shell completion script: `source <(contctl completion bash)`,
     /// or save it where your shell loads completions from.
     Completion {
@@ -236,6 +252,18 @@ enum Command {
     },
 }
 
+/// `system` subcommands.
+#[derive(Debug, Subcommand)]
+enum SystemCommand {
+    /// contd's version, socket, protocol, and its namespaces with how many
+    /// containers each holds, by status.
+    Info {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
 /// Options of `exec`.
 #[derive(Debug, Args)]
 struct ExecArgs {
@@ -301,8 +329,13 @@ struct CreateArgs {
     env: Vec<String>,
 
     /// Memory limit in bytes, or with a k, m or g suffix (1024-based).
-    #[arg(long, value_name = "BYTES", value_parser = parse_memory)]
+    #[arg(short, long, value_name = "BYTES", value_parser = parse_memory)]
     memory: Option<u64>,
+
+    /// Read environment variables from a file: KEY=VALUE lines, or KEY for
+    /// contctl's own value; # starts a comment (repeatable; -e wins).
+    #[arg(long, value_name = "FILE")]
+    env_file: Vec<PathBuf>,
 
     /// Keep stdin open and attach it.
     #[arg(short, long)]
@@ -439,6 +472,39 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => run_container(&socket, ns, args),
+        Command::Version => version(&socket),
+        Command::System {
+            command: SystemCommand::Info { format },
+        } => system_info(&socket, format),
+        Command::Restart { time, names } => {
+            let mut client = Client::connect(&socket)?;
+            let mut failed = false;
+            for name in names {
+                let stop = |ns, name| Request::Stop {
+                    ns,
+                    name,
+                    timeout_secs: time,
+                };
+                let r = named(&mut client, &ns, &name, stop).and_then(|_| {
+                    named(&mut client, &ns, &name, |ns, name| Request::Start {
+                        ns,
+                        name,
+                    })
+                });
+                match r {
+                    Ok(_) => output::print(&format!("{name}\n"))?,
+                    Err(e) => {
+                        failed = true;
+                        let _ = writeln!(io::stderr(), "contctl: {e:#}");
+                    }
+                }
+            }
+            Ok(if failed {
+                ExitCode::from(EXIT_OWN_ERROR)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Create(args) => {
             let mut client = Client::connect(&socket)?;
             let (config, name) = container_config(ns, args, false)?;
@@ -653,7 +719,17 @@ fn check_names(cli: &Cli) -> Result<(), NameError> {
     let name = match &cli.command {
         Command::Run(args) => args.create.name.as_deref(),
         Command::Create(args) => args.name.as_deref(),
-        Command::Events { .. } | Command::Generate { .. } | Command::Completion { .. } => None,
+        Command::Events { .. }
+        | Command::Generate { .. }
+        | Command::Completion { .. }
+        | Command::Version
+        | Command::System { .. } => None,
+        Command::Restart { names, .. } => {
+            for n in names {
+                validate_name("name", n)?;
+            }
+            None
+        }
         Command::Top { name } | Command::Update { name, .. } => Some(name.as_str()),
         Command::Ps { .. } => None,
         Command::Pause { names }
@@ -714,7 +790,14 @@ fn container_config(
         rootfs,
         entrypoint: args.entrypoint,
         args: args.command,
-        env: host_env(args.env),
+        env: {
+            let mut env = Vec::new();
+            for f in &args.env_file {
+                env.extend(read_env_file(f)?);
+            }
+            env.extend(args.env);
+            host_env(env)
+        },
         cwd: args.workdir,
         user: args.user,
         hostname: args.hostname,
@@ -987,6 +1070,68 @@ fn resolve(socket: &Path, ns: &str, name: &str) -> anyhow::Result<String> {
     }
 }
 
+/// `version`: ours, then contd's (or why it cannot be reached).
+fn version(socket: &Path) -> anyhow::Result<ExitCode> {
+    output::print(&format!(
+        "Client: contctl {} (protocol {})\n",
+        env!("CARGO_PKG_VERSION"),
+        proto::PROTOCOL_VERSION
+    ))?;
+    let client = Client::connect(socket)?;
+    let (server, protocol) = client.server();
+    output::print(&format!("Server: {server} (protocol {protocol} agreed)\n"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `system info`: contd's version and socket, its namespaces and their
+/// containers by status.
+fn system_info(socket: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    let mut client = Client::connect(socket)?;
+    let all = match client.request(&Request::ListDetails { ns: None })? {
+        Response::DetailsList(v) => v,
+        other => return Err(unexpected(&other)),
+    };
+    let (server, protocol) = client.server();
+    let mut per_ns: std::collections::BTreeMap<&str, std::collections::BTreeMap<&str, u32>> =
+        std::collections::BTreeMap::new();
+    for d in &all {
+        *per_ns
+            .entry(d.ns.as_str())
+            .or_default()
+            .entry(d.status.as_str())
+            .or_default() += 1;
+    }
+    let text = match format {
+        Format::Json => {
+            let v = serde_json::json!({
+                "server": server,
+                "protocol": protocol,
+                "socket": socket.display().to_string(),
+                "containers": all.len(),
+                "namespaces": per_ns,
+            });
+            format!("{}\n", serde_json::to_string_pretty(&v)?)
+        }
+        Format::Table => {
+            let mut t = format!(
+                "Server: {server}\nProtocol: {protocol}\nSocket: {}\nContainers: {}\nNamespaces:\n",
+                socket.display(),
+                all.len()
+            );
+            if per_ns.is_empty() {
+                t.push_str("  (none)\n");
+            }
+            for (ns, counts) in &per_ns {
+                let by: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+                t.push_str(&format!("  {ns}: {}\n", by.join(", ")));
+            }
+            t
+        }
+    };
+    output::print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `inspect`: a JSON array of the containers, as docker prints it.
 fn inspect(socket: &Path, ns: &str, names: Vec<String>) -> anyhow::Result<ExitCode> {
     let mut client = Client::connect(socket)?;
@@ -1243,6 +1388,20 @@ fn parse_env(s: &str) -> Result<String, String> {
         }),
         _ => Err("expected KEY=VALUE or KEY".into()),
     }
+}
+
+/// `--env-file`: docker's format, each line as `-e` takes it.
+fn read_env_file(path: &Path) -> anyhow::Result<Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("--env-file {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i, l.trim_start()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .map(|(i, l)| {
+            parse_env(l).map_err(|e| anyhow!("--env-file {} line {}: {e}", path.display(), i + 1))
+        })
+        .collect()
 }
 
 /// The `-e` entries to send: a bare KEY the host does not set is dropped.

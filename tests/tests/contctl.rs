@@ -439,3 +439,61 @@ fn a_terminal_follows_the_window_and_detach_keys_work() {
     assert_eq!(wait_code(&mut att, 20), 0);
     env.ok(&["rm", "-f", "w"]);
 }
+
+#[test]
+fn restart_version_system_info_and_env_files() {
+    let env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap();
+    let file = env.dir.path().join("app.env");
+    std::fs::write(&file, "# settings\nA=1\n\nB=two words\nFROM_HOST\n").unwrap();
+    let out = contctl(&env)
+        .args(["run", "--name", "envf", "--env-file"])
+        .arg(&file)
+        .args([
+            "-e",
+            "A=override",
+            "-m",
+            "32m",
+            root,
+            "sh",
+            "-c",
+            "echo \"$A|$B|$FROM_HOST\"",
+        ])
+        .env("FROM_HOST", "h")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "override|two words|h\n");
+    let bad = env.dir.path().join("bad.env");
+    std::fs::write(&bad, "OK=1\n=nokey\n").unwrap();
+    let out = contctl(&env)
+        .args(["run", "--env-file"])
+        .arg(&bad)
+        .args([root, "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("bad.env line 2"), "{out:?}");
+
+    env.ok(&["run", "-d", "--name", "r", root, "sleep", "1000"]);
+    let before = env.inspect("r")["pid"].as_i64().unwrap();
+    assert_eq!(env.ok(&["restart", "-t", "1", "r"]), "r\n");
+    let after = env.inspect("r");
+    assert_eq!(after["status"], "running");
+    assert_ne!(after["pid"].as_i64().unwrap(), before);
+
+    let v = env.ok(&["version"]);
+    let want_client = format!("Client: contctl {} (protocol", env!("CARGO_PKG_VERSION"));
+    assert!(v.starts_with(&want_client), "{v}");
+    assert!(v.contains("Server: contd "), "{v}");
+
+    let info: serde_json::Value =
+        serde_json::from_str(&env.ok(&["system", "info", "--format", "json"])).unwrap();
+    assert_eq!(info["containers"], 2);
+    assert_eq!(info["namespaces"]["default"]["running"], 1);
+    assert_eq!(info["namespaces"]["default"]["exited"], 1);
+    let text = env.ok(&["system", "info"]);
+    assert!(text.contains("  default: 1 exited, 1 running"), "{text}");
+    env.ok(&["rm", "-f", "r", "envf"]);
+}
