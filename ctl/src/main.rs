@@ -304,6 +304,11 @@ struct RunArgs {
     #[arg(short, long)]
     detach: bool,
 
+    /// Remove the container once it has exited (contd does it, also if
+    /// contctl is gone by then).
+    #[arg(long)]
+    rm: bool,
+
     /// Pass the signals contctl receives (INT, TERM, HUP, QUIT, USR1, USR2)
     /// on to the container; `--sig-proxy=false` to keep them.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
@@ -834,7 +839,15 @@ fn run_container(socket: &Path, ns: String, args: RunArgs) -> anyhow::Result<Exi
     let (stdin, tty) = (args.create.interactive, args.create.tty);
     let (config, name) = container_config(ns.clone(), args.create, args.detach)?;
     let mut client = Client::connect(socket)?;
-    match client.request(&Request::CreateContainer(config))? {
+    let create = if args.rm {
+        Request::CreateContainerWith {
+            config,
+            options: proto::api::RunOptions { auto_remove: true },
+        }
+    } else {
+        Request::CreateContainer(config)
+    };
+    match client.request(&create)? {
         Response::Details(_) => {}
         other => return Err(unexpected(&other)),
     }

@@ -284,6 +284,25 @@ pub enum Request {
     },
     /// The namespaces that hold containers ([`Response::Namespaces`]).
     Namespaces,
+    // ---- protocol version 6 ----
+    /// As [`Request::CreateContainer`], with what happens around the
+    /// container's life ([`Response::Details`]).
+    CreateContainerWith {
+        /// The container.
+        config: ContainerConfig,
+        /// Its lifecycle options.
+        options: RunOptions,
+    },
+}
+
+/// What contd does around a container's life, beyond the
+/// [`ContainerConfig`] (protocol version 6).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// Remove the container (state and log) once it has exited for good
+    /// (no restart due), as docker's `--rm`. contd does it, so it happens
+    /// also when the client that asked is gone.
+    pub auto_remove: bool,
 }
 
 impl Request {
@@ -318,6 +337,7 @@ impl Request {
             | Request::Events(_)
             | Request::LogsWith { .. }
             | Request::Namespaces => 4,
+            Request::CreateContainerWith { .. } => 6,
         }
     }
 }

@@ -72,7 +72,7 @@ pub use common::{parse_size, ErrorKind, ErrorReply, ExitRecord, Hello, Resources
 pub use name::{validate_name, NameError};
 
 /// The newest protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// The oldest protocol version this build still speaks.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;

@@ -676,6 +676,24 @@ fn samples_v5() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+fn samples_v6() -> Vec<(&'static str, Vec<u8>)> {
+    let e = |m: &dyn erased::Enc| m.enc();
+    vec![(
+        "api_create_container_with",
+        e(&Request::CreateContainerWith {
+            config: proto::api::ContainerConfig {
+                ns: "default".into(),
+                name: "once".into(),
+                rootfs: "/srv/rootfs".into(),
+                args: vec!["true".into()],
+                start: true,
+                ..Default::default()
+            },
+            options: proto::api::RunOptions { auto_remove: true },
+        }),
+    )]
+}
+
 #[test]
 fn v1_encodings_are_frozen() {
     check_frozen("v1", samples());
@@ -701,6 +719,11 @@ fn v5_encodings_are_frozen() {
     check_frozen("v5", samples_v5());
 }
 
+#[test]
+fn v6_encodings_are_frozen() {
+    check_frozen("v6", samples_v6());
+}
+
 /// Every request says the version that introduced it, and it is the
 /// version whose golden files hold it.
 #[test]
@@ -711,6 +734,7 @@ fn requests_know_their_version() {
         (3, samples_v3()),
         (4, samples_v4()),
         (5, samples_v5()),
+        (6, samples_v6()),
     ] {
         for (name, bytes) in samples {
             if name.starts_with("mon_") && !name.starts_with("mon_resp_") {

@@ -286,7 +286,9 @@ fn mutation(req: &Request) -> Option<(&'static str, &str, &str)> {
         Request::Create(c) | Request::CreateInteractive { req: c, .. } => {
             ("create", &c.ns, &c.name)
         }
-        Request::CreateContainer(c) => (if c.start { "run" } else { "create" }, &c.ns, &c.name),
+        Request::CreateContainer(c) | Request::CreateContainerWith { config: c, .. } => {
+            (if c.start { "run" } else { "create" }, &c.ns, &c.name)
+        }
         Request::Start { ns, name } => ("start", ns, name),
         Request::Stop { ns, name, .. } => ("stop", ns, name),
         Request::Kill { ns, name, .. } => ("kill", ns, name),
@@ -352,6 +354,10 @@ async fn dispatch(h: &SupervisorHandle, req: Request) -> Response {
             .await
             .map_or_else(err, |d| Response::Container(info(d))),
         Request::CreateContainer(c) => h.create(c).await.map_or_else(err, Response::Details),
+        Request::CreateContainerWith { config, options } => h
+            .create_with(config, options)
+            .await
+            .map_or_else(err, Response::Details),
         Request::Start { ns, name } => ok(h.start(&ns, &name).await),
         Request::Inspect { ns, name } => h
             .inspect(&ns, &name)

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use proto::api::{ContainerConfig, ContainerDetails, EventKind, Process};
+use proto::api::{ContainerConfig, ContainerDetails, EventKind, Process, RunOptions};
 use proto::monitor::{LogStatus, MonitorEvent, Request as MReq, Response as MResp, Stats};
 use proto::{ExitRecord, Resources, Status};
 use tokio::sync::{mpsc, oneshot};
@@ -19,7 +19,7 @@ use crate::spec::{self, Meta};
 use std::sync::Arc;
 
 use crate::config::Shared;
-use crate::registry::AdoptGuard;
+use crate::registry::{AdoptGuard, Forgetter};
 use crate::{launch, Error};
 
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
@@ -28,7 +28,7 @@ type Reply<T> = oneshot::Sender<Result<T, Error>>;
 const KILL_WAIT: Duration = Duration::from_secs(30);
 
 enum Msg {
-    Create(Box<ContainerConfig>, Reply<ContainerDetails>),
+    Create(Box<(ContainerConfig, RunOptions)>, Reply<ContainerDetails>),
     Start(Reply<()>),
     Inspect(Reply<ContainerDetails>),
     Kill(i32, Reply<()>),
@@ -73,6 +73,7 @@ struct ContainerActor {
     rx: mpsc::Receiver<Msg>,
     config: Arc<Shared>,
     bus: Bus,
+    forgetter: Forgetter,
     ns: String,
     name: String,
     dir: PathBuf,
@@ -112,6 +113,7 @@ impl ContainerHandle {
     pub(crate) fn spawn(
         config: &Arc<Shared>,
         bus: &Bus,
+        forgetter: &Forgetter,
         ns: &str,
         name: &str,
         adopt: Option<(Meta, AdoptGuard)>,
@@ -128,6 +130,7 @@ impl ContainerHandle {
             rx,
             config: config.clone(),
             bus: bus.clone(),
+            forgetter: forgetter.clone(),
             ns: ns.to_string(),
             name: name.to_string(),
             restart: if adopted {
@@ -152,8 +155,12 @@ impl ContainerHandle {
         ContainerHandle { tx, log_path }
     }
 
-    pub(crate) async fn create(&self, config: ContainerConfig) -> Result<ContainerDetails, Error> {
-        call!(self, Create, Box::new(config))
+    pub(crate) async fn create(
+        &self,
+        config: ContainerConfig,
+        options: RunOptions,
+    ) -> Result<ContainerDetails, Error> {
+        call!(self, Create, Box::new((config, options)))
     }
     pub(crate) async fn start(&self) -> Result<(), Error> {
         call!(self, Start)
@@ -268,6 +275,9 @@ impl ContainerActor {
             drop(guard);
         }
         loop {
+            if Box::pin(self.auto_remove()).await {
+                return;
+            }
             if self.link_pending {
                 self.link_pending = false;
                 Box::pin(self.link_up()).await;
@@ -593,11 +603,39 @@ impl ContainerActor {
         self.consider_restart();
     }
 
+    /// `--rm`: a container that has exited for good (no restart due)
+    /// removes itself; `true` when it did (the actor is done). A failure is
+    /// logged and the container stays, for `rm` to take.
+    async fn auto_remove(&mut self) -> bool {
+        let due = self.meta.as_ref().is_some_and(|m| m.auto_remove)
+            && self.live.status == Some(Status::Exited)
+            && self.restart_at.is_none()
+            && self.restart.pending.is_none()
+            && self.relink_at.is_none();
+        if !due {
+            return false;
+        }
+        match self.remove(false).await {
+            Ok(()) => {
+                self.forgetter.forget(&self.ns, &self.name).await;
+                true
+            }
+            Err(e) => {
+                warn!(error = %e, "auto-remove failed; rm removes it");
+                if let Some(m) = self.meta.as_mut() {
+                    m.auto_remove = false;
+                }
+                false
+            }
+        }
+    }
+
     /// Handles one message; `true` when the actor is done (removed).
     async fn handle(&mut self, msg: Msg) -> bool {
         match msg {
-            Msg::Create(config, reply) => {
-                let r = self.create(*config).await;
+            Msg::Create(req, reply) => {
+                let (config, options) = *req;
+                let r = self.create(config, options).await;
                 let _ = reply.send(r);
             }
             Msg::Start(reply) => {
@@ -736,7 +774,11 @@ impl ContainerActor {
         })
     }
 
-    async fn create(&mut self, mut config: ContainerConfig) -> Result<ContainerDetails, Error> {
+    async fn create(
+        &mut self,
+        mut config: ContainerConfig,
+        options: RunOptions,
+    ) -> Result<ContainerDetails, Error> {
         if config.restart == proto::api::RestartPolicy::No {
             config.restart = self.config.tunables().default_restart;
         }
@@ -758,6 +800,7 @@ impl ContainerActor {
             log_path: self.log_path.display().to_string(),
             cgroup_path,
             config: Some(config.clone()),
+            auto_remove: options.auto_remove,
         };
         self.meta = Some(meta.clone());
         let made = match self.materialize(&meta, &spec) {

@@ -84,7 +84,7 @@ use std::time::Duration;
 
 use proto::api::{
     ContainerConfig, ContainerDetails, Event, EventFilter, EventKind, ExecRequest, LogOptions,
-    LogStatus, Process, Stats,
+    LogStatus, Process, RunOptions, Stats,
 };
 use proto::{ExitRecord, Resources, Status};
 use tokio::sync::watch;
@@ -296,11 +296,25 @@ impl SupervisorHandle {
     /// An invalid field (named), the name taken, or a creation failure
     /// (nothing is left).
     pub async fn create(&self, config: ContainerConfig) -> Result<ContainerDetails, Error> {
+        self.create_with(config, RunOptions::default()).await
+    }
+
+    /// Creates a container (and starts it when `config.start`), with
+    /// lifecycle options: `auto_remove` removes it once it has exited for
+    /// good, as docker's `--rm`.
+    ///
+    /// # Errors
+    /// As [`create`](Self::create).
+    pub async fn create_with(
+        &self,
+        config: ContainerConfig,
+        options: RunOptions,
+    ) -> Result<ContainerDetails, Error> {
         proto::validate_name("namespace", &config.ns)?;
         proto::validate_name("name", &config.name)?;
         let (ns, name) = (config.ns.clone(), config.name.clone());
         let h = self.registry.reserve(&ns, &name).await?;
-        match h.create(config).await {
+        match h.create(config, options).await {
             Ok(d) => Ok(d),
             Err(e) => {
                 // Created but failed to start: it exists, keep it for

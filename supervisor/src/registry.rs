@@ -43,6 +43,21 @@ impl Drop for AdoptGuard {
     }
 }
 
+/// Lets a container actor that removed itself (`--rm`) drop its name; weak,
+/// so that it does not keep the registry alive.
+#[derive(Debug, Clone)]
+pub(crate) struct Forgetter(mpsc::WeakSender<Msg>);
+
+impl Forgetter {
+    /// Drops `(ns, name)` from the registry.
+    pub(crate) async fn forget(&self, ns: &str, name: &str) {
+        if let Some(tx) = self.0.upgrade() {
+            let key = (ns.to_string(), name.to_string());
+            let _ = tx.send(Msg::Forget { key }).await;
+        }
+    }
+}
+
 /// Handle to the registry actor.
 #[derive(Clone, Debug)]
 pub(crate) struct Registry {
@@ -53,6 +68,7 @@ struct RegistryActor {
     rx: mpsc::Receiver<Msg>,
     config: Arc<Shared>,
     bus: Bus,
+    forgetter: Forgetter,
     containers: BTreeMap<Key, ContainerHandle>,
 }
 
@@ -67,12 +83,20 @@ impl Registry {
         adopting: &Arc<watch::Sender<usize>>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(64);
+        let forgetter = Forgetter(tx.downgrade());
         let containers = adopted
             .into_iter()
             .map(|m| {
                 let key = (m.ns.clone(), m.name.clone());
                 let guard = AdoptGuard(adopting.clone());
-                let h = ContainerHandle::spawn(&config, &bus, &key.0, &key.1, Some((m, guard)));
+                let h = ContainerHandle::spawn(
+                    &config,
+                    &bus,
+                    &forgetter,
+                    &key.0,
+                    &key.1,
+                    Some((m, guard)),
+                );
                 (key, h)
             })
             .collect();
@@ -80,6 +104,7 @@ impl Registry {
             rx,
             config,
             bus,
+            forgetter,
             containers,
         };
         tokio::spawn(actor.run());
@@ -141,8 +166,14 @@ impl RegistryActor {
                             ),
                         ))
                     } else {
-                        let h =
-                            ContainerHandle::spawn(&self.config, &self.bus, &key.0, &key.1, None);
+                        let h = ContainerHandle::spawn(
+                            &self.config,
+                            &self.bus,
+                            &self.forgetter,
+                            &key.0,
+                            &key.1,
+                            None,
+                        );
                         self.containers.insert(key, h.clone());
                         Ok(h)
                     };

@@ -28,6 +28,9 @@ pub(crate) struct Meta {
     /// The request as given (protocol 4 on).
     #[serde(default)]
     pub config: Option<ContainerConfig>,
+    /// Removed once it has exited for good (protocol 6, `--rm`).
+    #[serde(default)]
+    pub auto_remove: bool,
 }
 
 impl Meta {

@@ -497,3 +497,92 @@ fn restart_version_system_info_and_env_files() {
     assert!(text.contains("  default: 1 exited, 1 running"), "{text}");
     env.ok(&["rm", "-f", "r", "envf"]);
 }
+
+#[test]
+fn rm_removes_the_container_after_its_exit_even_without_contctl() {
+    let env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap();
+    let gone = |name: &str| {
+        !env.contctl(&["inspect", name]).status.success()
+            && !env.state_dir.join("default").join(name).exists()
+            && !env
+                .log_dir
+                .join("default")
+                .join(format!("{name}.log"))
+                .exists()
+    };
+    // Foreground: the output, the code, then nothing left.
+    let out = contctl(&env)
+        .args([
+            "run",
+            "--rm",
+            "--name",
+            "fg",
+            root,
+            "sh",
+            "-c",
+            "echo hi; exit 3",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "hi\n");
+    assert_eq!(out.status.code(), Some(3));
+    env.wait_for("fg removed", 20, || gone("fg"));
+
+    // Detached: removed when it exits, here by a kill.
+    env.ok(&["run", "-d", "--rm", "--name", "bg", root, "sleep", "1000"]);
+    assert_eq!(env.inspect("bg")["status"], "running");
+    env.ok(&["kill", "bg"]);
+    env.wait_for("bg removed", 20, || gone("bg"));
+
+    // contctl killed while the container runs: contd still removes it.
+    let mut child = contctl(&env)
+        .args(["run", "--rm", "--name", "orphan", root, "sh", "-c"])
+        .arg("echo started; while [ ! -e /tmp/done ]; do sleep 0.05; done")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "started\n");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    env.ok(&["exec", "orphan", "touch", "/tmp/done"]);
+    env.wait_for("orphan removed", 20, || gone("orphan"));
+    assert!(env.monitor_pids().is_empty());
+    assert!(
+        env.leftover_cgroups().is_empty(),
+        "{:?}",
+        env.leftover_cgroups()
+    );
+    // The name is free again.
+    env.ok(&["run", "--name", "fg", root, "true"]);
+    env.ok(&["rm", "fg"]);
+}
+
+#[test]
+fn rm_of_a_container_that_exited_while_contd_was_down_happens_at_adoption() {
+    let mut env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap().to_string();
+    env.ok(&[
+        "run", "-d", "--rm", "--name", "late", &root, "sleep", "1000",
+    ]);
+    let pid = env.inspect("late")["pid"].as_i64().unwrap();
+    env.stop_contd(libc::SIGKILL);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    env.wait_for("init gone", 20, || !contd_tests::pid_alive(pid));
+    env.start_contd();
+    env.wait_for("late removed", 20, || {
+        !env.contctl(&["inspect", "late"]).status.success()
+            && !env.state_dir.join("default/late").exists()
+    });
+    assert!(env.monitor_pids().is_empty());
+}
