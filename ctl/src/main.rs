@@ -451,8 +451,18 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             let _ = writeln!(io::stderr(), "contctl: {err:#}");
-            ExitCode::from(EXIT_OWN_ERROR)
+            ExitCode::from(exit_code_of(&err))
         }
+    }
+}
+
+/// docker's codes for an error: 127 the container's command was not
+/// found, 126 it cannot be executed, 125 anything else of ours or contd's.
+fn exit_code_of(err: &anyhow::Error) -> u8 {
+    match err.downcast_ref::<proto::ErrorReply>().map(|e| e.kind) {
+        Some(proto::ErrorKind::CommandNotFound) => 127,
+        Some(proto::ErrorKind::NotExecutable) => 126,
+        _ => EXIT_OWN_ERROR,
     }
 }
 

@@ -294,6 +294,8 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
             cleanup_files();
             let kind = match e {
                 runtime_core::Error::Spec(_) => ErrorKind::InvalidArgument,
+                runtime_core::Error::Unrunnable { code: 126, .. } => ErrorKind::NotExecutable,
+                runtime_core::Error::Unrunnable { .. } => ErrorKind::CommandNotFound,
                 _ => ErrorKind::Internal,
             };
             report(sync, &Ready::Failed(ErrorReply::new(kind, format!("{e}"))));

@@ -73,6 +73,29 @@ pub enum ErrorKind {
     Internal,
     /// The peer speaks no common protocol version.
     Unsupported,
+    // ---- protocol version 6 ----
+    /// The peer may not do this (not root, not in the socket's group).
+    PermissionDenied,
+    /// The container's program exists but cannot be executed (a shell's
+    /// 126).
+    NotExecutable,
+    /// The container's program does not exist (a shell's 127).
+    CommandNotFound,
+}
+
+impl ErrorKind {
+    /// What a peer of protocol `version` can decode: the kinds of version 6
+    /// become `InvalidArgument` for older ones (the message says it all).
+    pub fn for_version(self, version: u16) -> ErrorKind {
+        match self {
+            ErrorKind::PermissionDenied | ErrorKind::NotExecutable | ErrorKind::CommandNotFound
+                if version < 6 =>
+            {
+                ErrorKind::InvalidArgument
+            }
+            k => k,
+        }
+    }
 }
 
 /// An error as it crosses a process boundary: data, with its cause chain

@@ -678,20 +678,43 @@ fn samples_v5() -> Vec<(&'static str, Vec<u8>)> {
 
 fn samples_v6() -> Vec<(&'static str, Vec<u8>)> {
     let e = |m: &dyn erased::Enc| m.enc();
-    vec![(
-        "api_create_container_with",
-        e(&Request::CreateContainerWith {
-            config: proto::api::ContainerConfig {
-                ns: "default".into(),
-                name: "once".into(),
-                rootfs: "/srv/rootfs".into(),
-                args: vec!["true".into()],
-                start: true,
-                ..Default::default()
-            },
-            options: proto::api::RunOptions { auto_remove: true },
-        }),
-    )]
+    vec![
+        (
+            "api_create_container_with",
+            e(&Request::CreateContainerWith {
+                config: proto::api::ContainerConfig {
+                    ns: "default".into(),
+                    name: "once".into(),
+                    rootfs: "/srv/rootfs".into(),
+                    args: vec!["true".into()],
+                    start: true,
+                    ..Default::default()
+                },
+                options: proto::api::RunOptions { auto_remove: true },
+            }),
+        ),
+        (
+            "api_resp_error_command_not_found",
+            e(&Response::Error(ErrorReply::new(
+                ErrorKind::CommandNotFound,
+                "exec \"x\": executable file not found in $PATH",
+            ))),
+        ),
+        (
+            "api_resp_error_not_executable",
+            e(&Response::Error(ErrorReply::new(
+                ErrorKind::NotExecutable,
+                "x",
+            ))),
+        ),
+        (
+            "api_resp_error_permission_denied",
+            e(&Response::Error(ErrorReply::new(
+                ErrorKind::PermissionDenied,
+                "x",
+            ))),
+        ),
+    ]
 }
 
 #[test]

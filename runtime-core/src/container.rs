@@ -507,6 +507,10 @@ pub(crate) mod tag {
     pub const READY: u8 = b'R';
     /// Init → parent: setup failed; the rest is the message.
     pub const ERROR: u8 = b'E';
+    /// Child → parent: the program cannot be run; the next byte is the
+    /// shell's code for why (126: not executable, 127: not found), the
+    /// rest the message.
+    pub const UNRUNNABLE: u8 = b'X';
     /// Child → parent: a seccomp filter with a listener is loaded; its fd
     /// comes with the packet (`SCM_RIGHTS`).
     pub const SECCOMP: u8 = b'S';
@@ -524,6 +528,8 @@ pub(crate) enum Report {
     Seccomp(OwnedFd),
     /// Setup failed: the child's message.
     Failed(String),
+    /// The program cannot be run: the shell's code (126, 127), the message.
+    Unrunnable(u8, String),
     /// The child went away without a word.
     Died,
 }
@@ -537,6 +543,9 @@ pub(crate) fn next_report(sock: BorrowedFd<'_>) -> Result<Report, Error> {
         ([tag::HOOKS], _) => Report::Hooks,
         ([tag::SECCOMP], Some(fd)) => Report::Seccomp(fd),
         ([tag::ERROR, msg @ ..], _) => Report::Failed(String::from_utf8_lossy(msg).into_owned()),
+        ([tag::UNRUNNABLE, code, msg @ ..], _) => {
+            Report::Unrunnable(*code, String::from_utf8_lossy(msg).into_owned())
+        }
         _ => Report::Died,
     })
 }
@@ -593,22 +602,27 @@ pub(crate) fn in_pid_ns_for_children<T>(
 }
 
 /// An error report init already sent, if any (without blocking).
-fn pending_error(sock: BorrowedFd<'_>) -> Option<String> {
+fn pending_error(sock: BorrowedFd<'_>) -> Option<Error> {
     if !sys::poll_readable(&[sock], 0).ok()?.first().copied()? {
         return None;
     }
     let mut buf = vec![0u8; 65536];
     let n = sys::recv(sock, &mut buf).ok()?;
-    (n > 0 && buf[0] == tag::ERROR).then(|| String::from_utf8_lossy(&buf[1..n]).into_owned())
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    match &buf[..n] {
+        [tag::ERROR, msg @ ..] => Some(Error::Init(text(msg))),
+        [tag::UNRUNNABLE, code, msg @ ..] => Some(Error::Unrunnable {
+            code: *code,
+            message: text(msg),
+        }),
+        _ => None,
+    }
 }
 
 /// If init failed already, its own message is the one to report rather
 /// than `e`, which its death caused.
 fn init_error_or(sock: BorrowedFd<'_>, e: Error) -> Error {
-    match pending_error(sock) {
-        Some(msg) => Error::Init(msg),
-        None => e,
-    }
+    pending_error(sock).unwrap_or(e)
 }
 
 fn write_id_map(
@@ -787,6 +801,7 @@ fn create_inner(
             )
             .map_err(|e| init_error_or(parent_sock.as_fd(), e))?,
             Report::Failed(msg) => return Err(Error::Init(msg)),
+            Report::Unrunnable(code, message) => return Err(Error::Unrunnable { code, message }),
             Report::Died => return Err(Error::Init("init died during setup".into())),
         }
     }

@@ -70,6 +70,15 @@ pub enum Error {
     /// Container init reported a failure while setting itself up.
     #[error("container init: {0}")]
     Init(String),
+    /// The program cannot be run: `code` is the shell's code for why (126:
+    /// not executable, 127: not found), as docker's `run` exits with.
+    #[error("{message}")]
+    Unrunnable {
+        /// 126 or 127.
+        code: u8,
+        /// What was tried and why it failed.
+        message: String,
+    },
     /// An exec'd process reported a failure while setting itself up.
     #[error("exec process: {0}")]
     Exec(String),

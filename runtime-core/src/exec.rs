@@ -246,6 +246,9 @@ impl Container {
                 )
                 .map_err(kill_child)?,
                 Report::Failed(msg) => return Err(kill_child(Error::Init(msg))),
+                Report::Unrunnable(code, message) => {
+                    return Err(kill_child(Error::Unrunnable { code, message }))
+                }
                 Report::Hooks | Report::Died => {
                     return Err(kill_child(Error::Init(
                         "exec process died during setup".into(),
@@ -296,9 +299,7 @@ fn child_main(a: ChildArgs<'_>) -> ! {
             p.exec()
         }
         Err(msg) => {
-            let mut packet = vec![tag::ERROR];
-            packet.extend(msg.as_bytes());
-            let _ = sys::send(sys::borrow_raw(sync), &packet);
+            let _ = sys::send(sys::borrow_raw(sync), &crate::init::failure_packet(&msg));
             sys::exit_now(1)
         }
     }

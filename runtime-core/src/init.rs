@@ -75,13 +75,12 @@ pub(crate) fn run(args: InitArgs<'_>) -> ! {
     let code = match setup(args) {
         Ok(never) => match never {},
         Err(msg) => {
-            let mut packet = vec![tag::ERROR];
-            packet.extend(msg.as_bytes());
-            let _ = sys::send(borrow(sync), &packet);
+            let _ = sys::send(borrow(sync), &failure_packet(&msg));
             if READY_SENT.load(std::sync::atomic::Ordering::Relaxed) {
                 // create has returned: nobody reads the sync socket any
                 // more, so say it where the user looks.
-                eprintln!("contd: container init: {msg}");
+                let shown = msg.strip_prefix('\0').map_or(&*msg, |m| &m[1..]);
+                eprintln!("contd: container init: {shown}");
             }
             1
         }
@@ -110,6 +109,21 @@ fn rlimit_resource(t: PosixRlimitType) -> libc::c_int {
     }) as libc::c_int
 }
 
+/// A message for a program that cannot be run, with the shell's code for
+/// why (126: not executable, 127: not found) in front, which
+/// [`failure_packet`] moves into the packet. (No other message holds a NUL.)
+fn unrunnable(code: u8, msg: String) -> String {
+    format!("\0{}{msg}", char::from(code))
+}
+
+/// The packet a child sends when its setup failed with `msg`.
+pub(crate) fn failure_packet(msg: &str) -> Vec<u8> {
+    match msg.as_bytes() {
+        [0, code, rest @ ..] => [&[tag::UNRUNNABLE, *code][..], rest].concat(),
+        bytes => [&[tag::ERROR][..], bytes].concat(),
+    }
+}
+
 /// Finds the program to exec the way execvp would, but inside the container
 /// and with the container's PATH.
 fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf, String> {
@@ -122,10 +136,19 @@ fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf, String> {
             .unwrap_or(false)
     };
     if arg0.contains('/') {
-        return if is_exec(Path::new(arg0)) {
+        let p = Path::new(arg0);
+        return if is_exec(p) {
             Ok(PathBuf::from(arg0))
+        } else if p.exists() {
+            Err(unrunnable(
+                126,
+                format!("exec {arg0:?}: permission denied (not an executable file)"),
+            ))
         } else {
-            Err(format!("exec {arg0:?}: no such executable file"))
+            Err(unrunnable(
+                127,
+                format!("exec {arg0:?}: no such file or directory"),
+            ))
         };
     }
     let path = env
@@ -136,7 +159,12 @@ fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf, String> {
         .filter(|d| !d.is_empty())
         .map(|d| Path::new(d).join(arg0))
         .find(|p| is_exec(p))
-        .ok_or_else(|| format!("exec {arg0:?}: executable file not found in $PATH"))
+        .ok_or_else(|| {
+            unrunnable(
+                127,
+                format!("exec {arg0:?}: executable file not found in $PATH"),
+            )
+        })
 }
 
 /// Drops what the bounding set must not hold. Done while init still has

@@ -207,7 +207,8 @@ async fn connection(
     let t = shared.tunables();
     if let Err(why) = permitted(&cred, t.socket_gid(), t.socket_group.as_deref()) {
         warn!(uid = cred.uid(), pid = cred.pid(), "{why}");
-        let reply = Response::Error(ErrorReply::new(ErrorKind::InvalidArgument, why));
+        let kind = ErrorKind::PermissionDenied.for_version(hello.protocol);
+        let reply = Response::Error(ErrorReply::new(kind, why));
         return write_frame(&mut s, &reply).await;
     }
     let version = match proto::answer_hello(&hello, "contd") {
@@ -302,9 +303,15 @@ fn mutation(req: &Request) -> Option<(&'static str, &str, &str)> {
     })
 }
 
-/// A client older than protocol 5 cannot decode the status `unknown`: it
-/// reads `exited`, with the error that says why.
+/// What a client of protocol `version` can decode: before 5 the status
+/// `unknown` reads `exited` (with the error that says why); before 6 the
+/// newer error kinds read `invalid argument`.
 fn for_version(reply: &mut Response, version: u16) {
+    // Error kinds of protocol 6 (a missing command, say) read as invalid
+    // argument before it.
+    if let Response::Error(e) = reply {
+        e.kind = e.kind.for_version(version);
+    }
     if version >= 5 {
         return;
     }

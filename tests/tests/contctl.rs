@@ -586,3 +586,45 @@ fn rm_of_a_container_that_exited_while_contd_was_down_happens_at_adoption() {
     });
     assert!(env.monitor_pids().is_empty());
 }
+
+#[test]
+fn a_missing_or_unexecutable_command_exits_127_or_126_as_docker() {
+    let env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap();
+    for (args, code, message) in [
+        (
+            vec!["nosuchcmd"],
+            127,
+            "contctl: exec \"nosuchcmd\": executable file not found in $PATH\n",
+        ),
+        (
+            vec!["/no/such/file"],
+            127,
+            "contctl: exec \"/no/such/file\": no such file or directory\n",
+        ),
+        (
+            vec!["/bin"],
+            126,
+            "contctl: exec \"/bin\": permission denied (not an executable file)\n",
+        ),
+    ] {
+        for detach in [false, true] {
+            let mut cmd = contctl(&env);
+            cmd.arg("run");
+            if detach {
+                cmd.arg("-d");
+            }
+            let out = cmd
+                .arg(root)
+                .args(&args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(code), "{args:?} {out:?}");
+            assert_eq!(stderr(&out), message, "{args:?}");
+        }
+    }
+    // Nothing is left of the failed runs.
+    assert_eq!(env.ok(&["ps", "-a", "-q"]), "");
+    assert!(env.monitor_pids().is_empty());
+}

@@ -261,8 +261,9 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     assert_eq!(out.status.code(), Some(125));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/rootfs"), "{err}");
+    // As docker: 127 for a command that is not there.
     let out = env.contctl(&["run", "-d", "--name", "noprog", root, "/no/such/program"]);
-    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(out.status.code(), Some(127));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/program"));
 
     // Malformed frames straight to the api socket.
