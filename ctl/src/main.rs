@@ -245,10 +245,18 @@ enum Command {
     },
     /// Run a command in a running container; exits with its code.
     Exec(ExecArgs),
-    /// Print a container's resource usage as JSON.
+    /// Show containers' resource usage live: CPU %, memory usage and
+    /// limit, processes (ctrl-c ends it).
     Stats {
-        /// Container name.
-        name: String,
+        /// Print once and exit (CPU % over half a second).
+        #[arg(long)]
+        no_stream: bool,
+        /// Output format (json: an array per round).
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Containers (or unique prefixes) [default: every running one].
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
     },
 }
 
@@ -665,23 +673,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             a.name = resolve(&socket, &ns, &a.name)?;
             exec(&socket, ns, a)
         }
-        Command::Stats { name } => {
-            let name = resolve(&socket, &ns, &name)?;
-            match Client::connect(&socket)?.request(&Request::Stats { ns, name })? {
-                Response::Stats(st) => {
-                    let v = serde_json::json!({
-                        "memory_usage": st.memory_usage,
-                        "memory_limit": st.memory_limit,
-                        "cpu_usage_ns": st.cpu_usage_ns,
-                        "pids_current": st.pids_current,
-                        "pids_limit": st.pids_limit,
-                    });
-                    output::print(&output::pretty(&v)?)?;
-                    Ok(ExitCode::SUCCESS)
-                }
-                other => Err(unexpected(&other)),
-            }
-        }
+        Command::Stats {
+            no_stream,
+            format,
+            names,
+        } => stats(&socket, &ns, names, no_stream, format),
     }
 }
 
@@ -760,9 +756,13 @@ fn check_names(cli: &Cli) -> Result<(), NameError> {
             }
             None
         }
-        Command::Logs { name, .. } | Command::Attach { name, .. } | Command::Stats { name } => {
-            Some(name.as_str())
+        Command::Stats { names, .. } => {
+            for n in names {
+                validate_name("name", n)?;
+            }
+            None
         }
+        Command::Logs { name, .. } | Command::Attach { name, .. } => Some(name.as_str()),
         Command::Exec(a) => Some(a.name.as_str()),
     };
     match name {
@@ -1090,6 +1090,96 @@ fn resolve(socket: &Path, ns: &str, name: &str) -> anyhow::Result<String> {
     })? {
         Response::Details(d) => Ok(d.name),
         other => Err(unexpected(&other)),
+    }
+}
+
+/// `stats`: samples every container, then again every second (half a
+/// second for `--no-stream`, which prints once); CPU % is the CPU time used
+/// between two samples over the wall time between them (100 % = one CPU).
+fn stats(
+    socket: &Path,
+    ns: &str,
+    names: Vec<String>,
+    no_stream: bool,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let mut client = Client::connect(socket)?;
+    let names: Vec<String> = if names.is_empty() {
+        match client.request(&Request::ListDetails {
+            ns: Some(ns.to_string()),
+        })? {
+            Response::DetailsList(v) => v
+                .into_iter()
+                .filter(|d| d.status == Status::Running)
+                .map(|d| d.name)
+                .collect(),
+            other => return Err(unexpected(&other)),
+        }
+    } else {
+        let mut full = Vec::new();
+        for n in names {
+            match named(&mut client, ns, &n, |ns, name| Request::Details {
+                ns,
+                name,
+            })? {
+                Response::Details(d) => full.push(d.name),
+                other => return Err(unexpected(&other)),
+            }
+        }
+        full
+    };
+    let sample = |client: &mut Client| -> anyhow::Result<Vec<proto::api::Stats>> {
+        let mut v = Vec::with_capacity(names.len());
+        for name in &names {
+            let req = Request::Stats {
+                ns: ns.to_string(),
+                name: name.clone(),
+            };
+            match client
+                .request(&req)
+                .with_context(|| format!("stats of {name}"))?
+            {
+                Response::Stats(st) => v.push(st),
+                other => return Err(unexpected(&other)),
+            }
+        }
+        Ok(v)
+    };
+    let clear =
+        !no_stream && format == Format::Table && std::io::IsTerminal::is_terminal(&io::stdout());
+    let mut prev = sample(&mut client)?;
+    let mut at = std::time::Instant::now();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(if no_stream {
+            500
+        } else {
+            1000
+        }));
+        let cur = sample(&mut client)?;
+        let wall = at.elapsed().as_nanos().max(1) as f64;
+        at = std::time::Instant::now();
+        let rows: Vec<output::StatsRow> = names
+            .iter()
+            .zip(prev.iter().zip(&cur))
+            .map(|(name, (p, c))| output::StatsRow {
+                name: name.clone(),
+                cpu_percent: c.cpu_usage_ns.saturating_sub(p.cpu_usage_ns) as f64 / wall * 100.0,
+                stats: c.clone(),
+            })
+            .collect();
+        let text = match format {
+            Format::Table => output::stats_table(&rows),
+            Format::Json => format!("{}\n", output::stats_json(&rows)),
+        };
+        if clear {
+            // Home and clear, on a terminal only.
+            output::print("\x1b[H\x1b[2J")?;
+        }
+        output::print(&text)?;
+        if no_stream {
+            return Ok(ExitCode::SUCCESS);
+        }
+        prev = cur;
     }
 }
 

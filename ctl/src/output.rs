@@ -187,6 +187,84 @@ fn command(args: &[String], no_trunc: bool) -> String {
     }
 }
 
+/// One container's line of `stats`.
+#[derive(Debug, Clone)]
+pub(crate) struct StatsRow {
+    pub name: String,
+    pub cpu_percent: f64,
+    pub stats: proto::api::Stats,
+}
+
+/// `stats`: NAME, CPU %, MEM USAGE / LIMIT, MEM %, PIDS, as docker shows
+/// them (binary units; no limit: `-`).
+pub(crate) fn stats_table(rows: &[StatsRow]) -> String {
+    let mut out = format!(
+        "{:<20} {:>8}   {:<22} {:>7}   {}\n",
+        "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"
+    );
+    for r in rows {
+        let s = &r.stats;
+        let (limit, percent) = if s.memory_limit == 0 || s.memory_limit >= 1 << 62 {
+            ("-".to_string(), "-".to_string())
+        } else {
+            (
+                bytes(s.memory_limit),
+                format!(
+                    "{:.2}%",
+                    s.memory_usage as f64 / s.memory_limit as f64 * 100.0
+                ),
+            )
+        };
+        let _ = writeln!(
+            out,
+            "{:<20} {:>7.2}%   {:<22} {:>7}   {}",
+            r.name,
+            r.cpu_percent,
+            format!("{} / {limit}", bytes(s.memory_usage)),
+            percent,
+            s.pids_current
+        );
+    }
+    out
+}
+
+/// `stats --format json`: one array per round.
+pub(crate) fn stats_json(rows: &[StatsRow]) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|r| {
+                json!({
+                    "name": r.name,
+                    "cpu_percent": (r.cpu_percent * 100.0).round() / 100.0,
+                    "memory_usage": r.stats.memory_usage,
+                    "memory_limit": r.stats.memory_limit,
+                    "cpu_usage_ns": r.stats.cpu_usage_ns,
+                    "pids_current": r.stats.pids_current,
+                    "pids_limit": r.stats.pids_limit,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Bytes in docker's binary units: `512B`, `1.5KiB`, `12.3MiB`, `2GiB`.
+pub(crate) fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n}B")
+    } else {
+        let t = format!("{v:.2}");
+        let t = t.trim_end_matches('0').trim_end_matches('.');
+        format!("{t}{}", UNITS[u])
+    }
+}
+
 /// `top`: PID, PPID, USER, TIME, COMMAND.
 pub(crate) fn top(list: &[proto::api::Process]) -> String {
     let mut out = format!(
@@ -443,5 +521,35 @@ b             Exited (3) 3 minutes ago   -      \"sh -c while true; d…\"   3 m
         }
         a.status = Status::Paused;
         assert_eq!(status_words(&a, now), "Up 3 minutes (Paused)");
+    }
+
+    #[test]
+    fn stats_table_in_binary_units() {
+        assert_eq!(bytes(512), "512B");
+        assert_eq!(bytes(1536), "1.5KiB");
+        assert_eq!(bytes(64 << 20), "64MiB");
+        let row = |limit| StatsRow {
+            name: "web".into(),
+            cpu_percent: 12.345,
+            stats: proto::api::Stats {
+                memory_usage: 16 << 20,
+                memory_limit: limit,
+                cpu_usage_ns: 0,
+                pids_current: 3,
+                pids_limit: 0,
+            },
+        };
+        let t = stats_table(&[row(64 << 20), row(0)]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("NAME"), "{t}");
+        assert!(
+            lines[1].contains("12.35%") && lines[1].contains("16MiB / 64MiB"),
+            "{t}"
+        );
+        assert!(
+            lines[1].contains("25.00%") && lines[1].ends_with('3'),
+            "{t}"
+        );
+        assert!(lines[2].contains("16MiB / -"), "{t}");
     }
 }

@@ -83,8 +83,10 @@ fn a_terminal_session_outlives_a_supervisor_restart() {
     let o = env.contctl(&["exec", "shell", "sh", "-c", "echo via-contctl; exit 4"]);
     assert_eq!(o.status.code(), Some(4), "{o:?}");
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "via-contctl");
-    let stats: serde_json::Value = serde_json::from_str(&env.ok(&["stats", "shell"])).unwrap();
-    assert!(stats["memory_usage"].as_u64().unwrap() > 0, "{stats}");
+    let stats: serde_json::Value =
+        serde_json::from_str(&env.ok(&["stats", "--no-stream", "--format", "json", "shell"]))
+            .unwrap();
+    assert!(stats[0]["memory_usage"].as_u64().unwrap() > 0, "{stats}");
 
     // The shell's exit ends the attach with its code.
     input(&mut b, b"exit 6\n");

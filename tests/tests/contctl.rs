@@ -628,3 +628,50 @@ fn a_missing_or_unexecutable_command_exits_127_or_126_as_docker() {
     assert_eq!(env.ok(&["ps", "-a", "-q"]), "");
     assert!(env.monitor_pids().is_empty());
 }
+
+#[test]
+fn stats_shows_cpu_memory_and_processes() {
+    let env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "-m",
+        "64m",
+        root,
+        "sh",
+        "-c",
+        "while true; do :; done",
+    ]);
+    env.ok(&["run", "-d", "--name", "idle", root, "sleep", "1000"]);
+    // Every running container by default; CPU % over the half second.
+    let rounds: serde_json::Value =
+        serde_json::from_str(&env.ok(&["stats", "--no-stream", "--format", "json"])).unwrap();
+    let by = |n: &str| {
+        rounds
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == n)
+            .unwrap_or_else(|| panic!("no {n} in {rounds}"))
+            .clone()
+    };
+    let (busy, idle) = (by("busy"), by("idle"));
+    assert!(busy["cpu_percent"].as_f64().unwrap() > 10.0, "{busy}");
+    assert!(idle["cpu_percent"].as_f64().unwrap() < 10.0, "{idle}");
+    assert_eq!(busy["memory_limit"], 64u64 << 20);
+    assert!(idle["pids_current"].as_u64().unwrap() >= 1);
+    let table = env.ok(&["stats", "--no-stream", "busy"]);
+    let line = table.lines().nth(1).unwrap();
+    assert!(
+        line.starts_with("busy") && line.contains(" / 64MiB"),
+        "{table}"
+    );
+    assert!(
+        !table.contains('\x1b'),
+        "no escapes off a terminal: {table:?}"
+    );
+    env.ok(&["rm", "-f", "busy", "idle"]);
+}
