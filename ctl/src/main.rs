@@ -91,12 +91,18 @@ enum Command {
         /// Do not cut the COMMAND column.
         #[arg(long)]
         no_trunc: bool,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
+        /// table, json, or a template with docker's `{{.Field}}` of the
+        /// `inspect` object ("{{.Name}} {{.Pid}}"; `{{.ExitCode}}` is
+        /// `exit_code`), one line per container.
+        #[arg(long, value_name = "FORMAT", default_value = "table", value_parser = parse_output)]
+        format: Output,
     },
     /// Show containers as a JSON array, as docker does.
     Inspect {
+        /// json, or a template with docker's `{{.Field}}` (one line per
+        /// container).
+        #[arg(short, long, value_name = "FORMAT", default_value = "json", value_parser = parse_output)]
+        format: Output,
         /// Container names (or unique prefixes of them).
         #[arg(value_name = "NAME", required = true)]
         names: Vec<String>,
@@ -432,7 +438,27 @@ struct CreateArgs {
     command: Vec<String>,
 }
 
-/// Output formats of `ps`.
+/// `--format` of `ps` and `inspect`: a table, JSON, or a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Output {
+    Table,
+    Json,
+    Template(String),
+}
+
+fn parse_output(s: &str) -> Result<Output, String> {
+    match s {
+        "table" => Ok(Output::Table),
+        "json" => Ok(Output::Json),
+        t if t.contains("{{") => {
+            output::check_template(t)?;
+            Ok(Output::Template(t.to_string()))
+        }
+        _ => Err("table, json, or a template such as \"{{.Name}} {{.Status}}\"".into()),
+    }
+}
+
+/// Output formats of `events` and `stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
     /// Aligned columns.
@@ -589,9 +615,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             quiet,
             &filter,
             no_trunc,
-            format,
+            &format,
         ),
-        Command::Inspect { names } => inspect(&socket, &ns, names),
+        Command::Inspect { names, format } => inspect(&socket, &ns, names, &format),
         Command::Logs {
             follow,
             tail,
@@ -745,7 +771,7 @@ fn check_names(cli: &Cli) -> Result<(), NameError> {
         Command::Ps { .. } => None,
         Command::Pause { names }
         | Command::Unpause { names }
-        | Command::Inspect { names }
+        | Command::Inspect { names, .. }
         | Command::Stop { names, .. }
         | Command::Rm { names, .. }
         | Command::Start { names }
@@ -942,7 +968,7 @@ fn ps(
     quiet: bool,
     filters: &[(String, String)],
     no_trunc: bool,
-    format: Format,
+    format: &Output,
 ) -> anyhow::Result<ExitCode> {
     let mut list = match Client::connect(socket)?.request(&Request::ListDetails { ns: Some(ns) })? {
         Response::DetailsList(v) => v,
@@ -955,8 +981,16 @@ fn ps(
     list.sort_by(|a, b| (b.created_at, &b.name).cmp(&(a.created_at, &a.name)));
     let text = match format {
         _ if quiet => list.iter().map(|i| format!("{}\n", i.name)).collect(),
-        Format::Table => output::table(&list, proto::time::now_nanos(), no_trunc),
-        Format::Json => output::json_list(&list)?,
+        Output::Table => output::table(&list, proto::time::now_nanos(), no_trunc),
+        Output::Json => output::json_list(&list)?,
+        Output::Template(t) => {
+            let mut text = String::new();
+            for i in &list {
+                text.push_str(&output::render(t, &output::info_json(i))?);
+                text.push('\n');
+            }
+            text
+        }
     };
     output::print(&text)?;
     Ok(ExitCode::SUCCESS)
@@ -1246,7 +1280,12 @@ fn system_info(socket: &Path, format: Format) -> anyhow::Result<ExitCode> {
 }
 
 /// `inspect`: a JSON array of the containers, as docker prints it.
-fn inspect(socket: &Path, ns: &str, names: Vec<String>) -> anyhow::Result<ExitCode> {
+fn inspect(
+    socket: &Path,
+    ns: &str,
+    names: Vec<String>,
+    format: &Output,
+) -> anyhow::Result<ExitCode> {
     let mut client = Client::connect(socket)?;
     let mut all = Vec::new();
     let mut failed = false;
@@ -1281,7 +1320,14 @@ fn inspect(socket: &Path, ns: &str, names: Vec<String>) -> anyhow::Result<ExitCo
         v["log"] = output::log_status_json(log.as_ref());
         all.push(v);
     }
-    output::print(&output::pretty(&serde_json::Value::Array(all))?)?;
+    match format {
+        Output::Template(t) => {
+            for v in &all {
+                output::print(&format!("{}\n", output::render(t, v)?))?;
+            }
+        }
+        _ => output::print(&output::pretty(&serde_json::Value::Array(all))?)?,
+    }
     Ok(if failed {
         ExitCode::from(EXIT_OWN_ERROR)
     } else {
@@ -1625,7 +1671,7 @@ mod tests {
             panic!("not ps")
         };
         assert!(all);
-        assert_eq!(format, Format::Json);
+        assert_eq!(format, Output::Json);
         assert_eq!(filter, [("status".to_string(), "running".to_string())]);
         assert!(Cli::try_parse_from(["contctl", "ps", "--filter", "colour=red"]).is_err());
         let cli = parse(&["--socket", "/x.sock", "rm", "-f", "web"]);

@@ -187,6 +187,79 @@ fn command(args: &[String], no_trunc: bool) -> String {
     }
 }
 
+/// Checks a template: every `{{` closed, each action `.Field` or
+/// `.Field.Sub`.
+pub(crate) fn check_template(t: &str) -> Result<(), String> {
+    let mut rest = t;
+    while let Some(i) = rest.find("{{") {
+        let after = &rest[i + 2..];
+        let Some(j) = after.find("}}") else {
+            return Err(format!("unclosed {{{{ in {t:?}"));
+        };
+        let action = after[..j].trim();
+        if !action.starts_with('.') {
+            return Err(format!(
+                "{{{{{action}}}}}: only fields are supported ({{{{.Name}}}}, {{{{.Labels.app}}}})"
+            ));
+        }
+        rest = &after[j + 2..];
+    }
+    Ok(())
+}
+
+/// docker's field name to ours: `ExitCode` → `exit_code`.
+fn snake(field: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in field.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Renders a template over `v` (the `inspect` object): `{{.Name}}`,
+/// `{{.Labels.app}}`; strings bare, other values as JSON, null as empty.
+///
+/// # Errors
+/// A field the object does not have, by name.
+pub(crate) fn render(t: &str, v: &Value) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let mut rest = t;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let j = after.find("}}").context("unclosed {{")?;
+        let path = after[..j].trim().trim_start_matches('.');
+        let mut cur = v;
+        for (n, part) in path.split('.').filter(|p| !p.is_empty()).enumerate() {
+            // Labels keep their own spelling; our keys are snake_case.
+            let key = if n == 0 {
+                snake(part)
+            } else {
+                part.to_string()
+            };
+            cur = cur
+                .get(&key)
+                .or_else(|| cur.get(part))
+                .with_context(|| format!("no field {path:?} (the fields are inspect's)"))?;
+        }
+        match cur {
+            Value::String(s) => out.push_str(s),
+            Value::Null => {}
+            other => out.push_str(&other.to_string()),
+        }
+        rest = &after[j + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// One container's line of `stats`.
 #[derive(Debug, Clone)]
 pub(crate) struct StatsRow {
@@ -551,5 +624,25 @@ b             Exited (3) 3 minutes ago   -      \"sh -c while true; d…\"   3 m
             "{t}"
         );
         assert!(lines[2].contains("16MiB / -"), "{t}");
+    }
+
+    #[test]
+    fn templates_as_docker_spells_them() {
+        let mut i = info("web", Status::Running);
+        i.pid = Some(42);
+        i.config.labels = vec![("app".into(), "shop".into())];
+        let v = info_json(&i);
+        assert_eq!(
+            render(
+                "{{.Name}} {{ .Status }} pid={{.Pid}} {{.Labels.app}} {{.ExitCode}}.",
+                &v
+            )
+            .unwrap(),
+            "web running pid=42 shop ."
+        );
+        assert!(render("{{.Nope}}", &v).is_err());
+        assert!(check_template("{{.Name}").is_err());
+        assert!(check_template("{{json .}}").is_err());
+        assert!(check_template("x {{.Name}} y").is_ok());
     }
 }

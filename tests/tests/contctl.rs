@@ -196,6 +196,15 @@ fn several_names_unique_prefixes_and_docker_style_ps() {
     assert!(ps.contains(" ago"), "{ps}");
     assert_eq!(env.ok(&["ps", "-q"]), "db\nweb-2\nweb-1\n");
     assert_eq!(
+        env.ok(&["ps", "--format", "{{.Name}}:{{.Status}}:{{.Labels.app}}"]),
+        "db:running:db\nweb-2:running:web-2\nweb-1:running:web-1\n"
+    );
+    let pid = env.ok(&["inspect", "--format", "{{.Pid}}", "db"]);
+    assert_eq!(pid.trim(), env.inspect("db")["pid"].to_string());
+    let bad = env.contctl(&["inspect", "-f", "{{.Nope}}", "db"]);
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(stderr(&bad).contains("no field \"Nope\""), "{bad:?}");
+    assert_eq!(
         env.ok(&["ps", "-q", "--filter", "name=web"]),
         "web-2\nweb-1\n"
     );
