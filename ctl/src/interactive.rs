@@ -96,10 +96,56 @@ fn parse_keys(spec: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
+/// Where the stdin thread sends: the session's connection, or none while
+/// contctl reconnects to a restarted contd; input read meanwhile waits in
+/// `held` (up to [`MAX_HELD`]) and goes first once a connection is back.
+#[derive(Debug, Default)]
+struct Outlet {
+    tx: Option<Sender>,
+    held: Vec<Request>,
+    held_bytes: usize,
+}
+
+/// Input held while contd is away, at most.
+const MAX_HELD: usize = 1 << 20;
+
+type SharedOutlet = std::sync::Arc<std::sync::Mutex<Outlet>>;
+
+fn lock(o: &SharedOutlet) -> std::sync::MutexGuard<'_, Outlet> {
+    o.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Outlet {
+    /// Sends `req`, or holds it if there is no connection (or it broke).
+    fn send(&mut self, req: Request, len: usize) {
+        if let Some(tx) = self.tx.as_mut() {
+            if tx.send(&req).is_ok() {
+                return;
+            }
+            self.tx = None;
+        }
+        if self.held_bytes + len <= MAX_HELD {
+            self.held_bytes += len;
+            self.held.push(req);
+        }
+    }
+
+    /// A new connection: what was held goes first.
+    fn connect(&mut self, mut tx: Sender) {
+        for req in self.held.drain(..) {
+            if tx.send(&req).is_err() {
+                return;
+            }
+        }
+        self.held_bytes = 0;
+        self.tx = Some(tx);
+    }
+}
+
 /// Forwards stdin in a thread, as `Input` (attach) or `ExecInput` (exec).
 /// At end of input an empty one closes the process's stdin (for attach,
 /// with `eof` only: `run -i` passes it on, `attach` does not).
-fn forward_stdin(mut tx: Sender, exec: Option<u32>, eof: bool) {
+fn forward_stdin(outlet: SharedOutlet, exec: Option<u32>, eof: bool) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 8192];
         let mut stdin = std::io::stdin();
@@ -111,7 +157,8 @@ fn forward_stdin(mut tx: Sender, exec: Option<u32>, eof: bool) {
                 None if n == 0 && !eof => return,
                 None => Request::Input { data },
             };
-            if tx.send(&req).is_err() || n == 0 {
+            lock(&outlet).send(req, n);
+            if n == 0 {
                 return;
             }
         }
@@ -133,24 +180,121 @@ pub(crate) fn exit_code(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(255))
 }
 
+/// What an attach session needs to find its container again after contd
+/// restarts.
+#[derive(Debug, Clone)]
+pub(crate) struct Reattach {
+    pub socket: std::path::PathBuf,
+    pub ns: String,
+    pub name: String,
+    pub detach_keys: Option<Vec<u8>>,
+}
+
+/// How long an attached client waits for contd to come back.
+const REATTACH_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Runs an attach session on `client` (already answered `Ok`) until the
-/// detach keys (exit 0) or the container's exit (its code).
+/// detach keys (exit 0) or the container's exit (its code). If contd goes
+/// away meanwhile (restarted, upgraded, killed), the session lives on in
+/// the monitor: contctl says so in one line, reconnects for up to a minute
+/// and attaches again; input typed meanwhile is held and sent then.
 pub(crate) fn attach_session(
     client: &mut Client,
     stdin: bool,
     tty: bool,
     eof: bool,
+    reattach: Option<Reattach>,
 ) -> anyhow::Result<ExitCode> {
     let _raw = Raw::new(tty && stdin);
+    let outlet = SharedOutlet::default();
     if stdin {
-        forward_stdin(client.sender()?, None, eof);
+        lock(&outlet).connect(client.sender()?);
+        forward_stdin(outlet.clone(), None, eof);
     }
+    let mut replaced: Option<Client> = None;
     loop {
-        match client.next_response()? {
+        let c = replaced.as_mut().unwrap_or(&mut *client);
+        let resp = match c.next_response() {
+            Ok(r) => r,
+            Err(e) => match (&reattach, e.downcast_ref::<proto::ErrorReply>()) {
+                // contd's own answer, or nobody to find again: the end.
+                (None, _) | (_, Some(_)) => return Err(e),
+                (Some(r), None) => {
+                    let nl = if tty && stdin { "\r\n" } else { "\n" };
+                    let _ = write!(
+                        std::io::stderr(),
+                        "{nl}contctl: contd went away; the session lives on, reconnecting{nl}"
+                    );
+                    match reconnect(r, stdin)? {
+                        Reconnected::Attached(new) => {
+                            if stdin {
+                                lock(&outlet).connect(new.sender()?);
+                            }
+                            replaced = Some(new);
+                            continue;
+                        }
+                        Reconnected::Exited(code) => return Ok(exit_code(code)),
+                    }
+                }
+            },
+        };
+        match resp {
             Response::Output { stream, data } => write_out(stream, &data),
             Response::Detached => return Ok(ExitCode::SUCCESS),
             Response::Exited(rec) => return Ok(exit_code(rec.code)),
             other => return Err(unexpected(&other)),
+        }
+    }
+}
+
+enum Reconnected {
+    Attached(Client),
+    /// The container exited while contd was away: its code.
+    Exited(i32),
+}
+
+/// Attaches again once contd answers (within [`REATTACH_FOR`]).
+fn reconnect(r: &Reattach, stdin: bool) -> anyhow::Result<Reconnected> {
+    let deadline = std::time::Instant::now() + REATTACH_FOR;
+    loop {
+        let attempt = Client::connect(&r.socket).and_then(|mut c| {
+            let req = Request::Attach {
+                ns: r.ns.clone(),
+                name: r.name.clone(),
+                stdin,
+                detach_keys: r.detach_keys.clone(),
+            };
+            match c.request(&req) {
+                Ok(Response::Ok) => Ok(Reconnected::Attached(c)),
+                Ok(other) => Err(unexpected(&other)),
+                Err(e) => {
+                    // Exited while we were away: its record has the code
+                    // (asked on a new connection: a refused attach ends
+                    // its own).
+                    let details = Client::connect(&r.socket).and_then(|mut c| {
+                        c.request(&Request::Details {
+                            ns: r.ns.clone(),
+                            name: r.name.clone(),
+                        })
+                    });
+                    match details {
+                        Ok(Response::Details(d)) if d.status == proto::Status::Exited => {
+                            Ok(Reconnected::Exited(d.exit.map_or(0, |x| x.code)))
+                        }
+                        _ => Err(e),
+                    }
+                }
+            }
+        });
+        match attempt {
+            Ok(done) => return Ok(done),
+            Err(e) if std::time::Instant::now() >= deadline => {
+                return Err(e.context(format!(
+                    "contd did not come back within {} s",
+                    REATTACH_FOR.as_secs()
+                )))
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
         }
     }
 }
@@ -231,7 +375,9 @@ pub(crate) fn exec_session(
 ) -> anyhow::Result<ExitCode> {
     let _raw = Raw::new(tty && stdin);
     if stdin {
-        forward_stdin(client.sender()?, Some(id), true);
+        let outlet = SharedOutlet::default();
+        lock(&outlet).connect(client.sender()?);
+        forward_stdin(outlet, Some(id), true);
     }
     loop {
         match client.next_response()? {

@@ -676,12 +676,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             name,
         } => {
             let name = resolve(&socket, &ns, &name)?;
+            let detach_keys = detach_keys.map(|k| k.0);
             let mut client = Client::connect(&socket)?;
             let req = Request::Attach {
                 ns: ns.clone(),
                 name: name.clone(),
                 stdin: !no_stdin,
-                detach_keys: detach_keys.map(|k| k.0),
+                detach_keys: detach_keys.clone(),
             };
             match client.request(&req)? {
                 Response::Ok => {}
@@ -691,9 +692,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if tty {
                 // A terminal container takes our size; another answers
                 // the resize with an error nobody needs to see.
-                interactive::follow_window(socket.clone(), ns, name)?;
+                interactive::follow_window(socket.clone(), ns.clone(), name.clone())?;
             }
-            interactive::attach_session(&mut client, !no_stdin, tty, false)
+            let again = interactive::Reattach {
+                socket: socket.clone(),
+                ns,
+                name,
+                detach_keys,
+            };
+            interactive::attach_session(&mut client, !no_stdin, tty, false, Some(again))
         }
         Command::Exec(mut a) => {
             a.name = resolve(&socket, &ns, &a.name)?;
@@ -891,12 +898,13 @@ fn run_container(socket: &Path, ns: String, args: RunArgs) -> anyhow::Result<Exi
         output::print(&format!("{name}\n"))?;
         return Ok(ExitCode::SUCCESS);
     }
+    let detach_keys = args.detach_keys.map(|k| k.0);
     let mut att = Client::connect(socket)?;
     let req = Request::Attach {
         ns: ns.clone(),
         name: name.clone(),
         stdin,
-        detach_keys: args.detach_keys.map(|k| k.0),
+        detach_keys: detach_keys.clone(),
     };
     match att.request(&req)? {
         Response::Ok => {}
@@ -913,9 +921,15 @@ fn run_container(socket: &Path, ns: String, args: RunArgs) -> anyhow::Result<Exi
         interactive::follow_window(socket.to_path_buf(), ns.clone(), name.clone())?;
     }
     if args.sig_proxy {
-        interactive::proxy_signals(socket.to_path_buf(), ns, name)?;
+        interactive::proxy_signals(socket.to_path_buf(), ns.clone(), name.clone())?;
     }
-    interactive::attach_session(&mut att, stdin, tty, stdin && !tty)
+    let again = interactive::Reattach {
+        socket: socket.to_path_buf(),
+        ns,
+        name,
+        detach_keys,
+    };
+    interactive::attach_session(&mut att, stdin, tty, stdin && !tty, Some(again))
 }
 
 /// `events`: prints events until contd ends the stream.

@@ -684,3 +684,68 @@ fn stats_shows_cpu_memory_and_processes() {
     );
     env.ok(&["rm", "-f", "busy", "idle"]);
 }
+
+#[test]
+fn an_attached_terminal_survives_a_contd_restart() {
+    let mut env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap().to_string();
+    let (mut pty, slave) = Pty::new(24, 80);
+    let mut run = Pty::spawn(
+        &slave,
+        contctl(&env).args(["run", "-it", "--name", "s", &root, "sh"]),
+    );
+    drop(slave);
+    pty.size_becomes("24 80");
+    pty.write(b"export MARK=before\r");
+    // Echoed: it reached the container (input contd held when it died
+    // is contd's to lose; input contctl holds is not).
+    assert!(pty.until("export MARK=before", 10), "{}", pty.seen);
+    env.stop_contd(libc::SIGKILL);
+    assert!(pty.until("reconnecting", 10), "{}", pty.seen);
+    // Typed while contd is away: held, then sent.
+    pty.write(b"echo typed-$MARK-in-gap\r");
+    env.start_contd();
+    assert!(pty.until("typed-before-in-gap", 60), "{}", pty.seen);
+    pty.write(b"exit 5\r");
+    assert_eq!(wait_code(&mut run, 30), 5);
+    env.ok(&["rm", "s"]);
+}
+
+#[test]
+fn a_foreground_run_whose_container_exits_while_contd_is_down_gets_its_code() {
+    let mut env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap().to_string();
+    let mut run = contctl(&env)
+        .args([
+            "run",
+            "--name",
+            "fg",
+            &root,
+            "sh",
+            "-c",
+            "echo up; sleep 1000",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(run.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "up\n");
+    let pid = env.inspect("fg")["pid"].as_i64().unwrap();
+    env.stop_contd(libc::SIGKILL);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    env.start_contd();
+    assert_eq!(wait_code(&mut run, 60), 137);
+    let mut err = String::new();
+    run.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(err.contains("the session lives on, reconnecting"), "{err}");
+    env.ok(&["rm", "fg"]);
+}
