@@ -749,3 +749,132 @@ fn a_foreground_run_whose_container_exits_while_contd_is_down_gets_its_code() {
     assert!(err.contains("the session lives on, reconnecting"), "{err}");
     env.ok(&["rm", "fg"]);
 }
+
+/// Every `run` flag at once, each checked where the container (or its
+/// cgroup) shows it.
+#[test]
+fn run_flags_reach_the_container() {
+    let env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap();
+    let data = env.dir.path().join("data");
+    let rw = env.dir.path().join("rw");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&rw).unwrap();
+    std::fs::write(data.join("f"), "from the host\n").unwrap();
+    // uid 1000 may write there (docker's rule: the host's permissions).
+    std::fs::set_permissions(
+        &rw,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o777),
+    )
+    .unwrap();
+    let script = r#"
+        echo "uid=$(id -u):$(id -g)"
+        echo "host=$(hostname)"
+        echo "cwd=$(pwd)"
+        echo "data=$(cat /data/f)"
+        touch /data/x 2>/dev/null && echo data-writable || echo data-ro
+        touch /rw/x && echo rw-writable
+        touch /scratch/x && echo scratch-writable
+        touch /root-file 2>/dev/null && echo root-writable || echo root-ro
+        echo "env=$GREETING"
+        echo "nets=$(ls /sys/class/net | tr '\n' ' ')"
+        grep CapEff /proc/self/status
+    "#;
+    let v = format!("{}:/data:ro", data.display());
+    let m = format!("type=bind,source={},target=/rw", rw.display());
+    let out = contctl(&env)
+        .args([
+            "run", "--name", "flags", "-v", &v, "--mount", &m, "--tmpfs", "/scratch",
+        ])
+        .args([
+            "-w",
+            "/data",
+            "-u",
+            "1000:1000",
+            "--hostname",
+            "h1",
+            "--entrypoint",
+            "sh",
+        ])
+        .args([
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "50",
+            "--label",
+            "team=infra",
+        ])
+        .args([
+            "--network",
+            "none",
+            "--restart",
+            "on-failure:2",
+            "--read-only",
+        ])
+        .args(["--cap-drop", "ALL", "-e", "GREETING=hi", "-m", "48m"])
+        .args([root, "-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{out:?}");
+    for want in [
+        "uid=1000:1000",
+        "host=h1",
+        "cwd=/data",
+        "data=from the host",
+        "data-ro",
+        "rw-writable",
+        "scratch-writable",
+        "root-ro",
+        "env=hi",
+        "nets=lo ",
+        "CapEff:\t0000000000000000",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim() == want.trim() || l.starts_with(want)),
+            "no {want:?} in:\n{text}"
+        );
+    }
+    assert!(
+        rw.join("x").exists(),
+        "the bind mount is the host's directory"
+    );
+    let i = env.inspect("flags");
+    assert_eq!(i["restart_policy"], "on-failure:2");
+    assert_eq!(i["labels"]["team"], "infra");
+    env.ok(&["rm", "flags"]);
+
+    // The limits, where the kernel keeps them.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lim",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "50",
+        "-m",
+        "48m",
+        root,
+        "sleep",
+        "1000",
+    ]);
+    let read = |h: &str, f: &str| {
+        std::fs::read_to_string(env.cgroup_dir(h, "default", "lim").join(f))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read("pids", "pids.max"), "50");
+    assert_eq!(
+        read("memory", "memory.limit_in_bytes"),
+        (48u64 << 20).to_string()
+    );
+    let quota: i64 = read("cpu", "cpu.cfs_quota_us").parse().unwrap();
+    let period: i64 = read("cpu", "cpu.cfs_period_us").parse().unwrap();
+    assert_eq!(quota * 2, period, "0.5 CPU");
+    env.ok(&["rm", "-f", "lim"]);
+}
