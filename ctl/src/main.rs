@@ -157,9 +157,10 @@ enum Command {
     },
     /// Stop containers, then start them again.
     Restart {
-        /// Grace period in seconds before SIGKILL.
-        #[arg(short = 't', long = "time", value_name = "SECS", default_value_t = 10)]
-        time: u32,
+        /// Seconds before SIGKILL [default: the container's --stop-timeout,
+        /// else 10].
+        #[arg(short = 't', long = "time", value_name = "SECS")]
+        time: Option<u32>,
         /// Container names (or unique prefixes of them).
         #[arg(value_name = "NAME", required = true)]
         names: Vec<String>,
@@ -198,11 +199,13 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-    /// Stop containers: SIGTERM, then SIGKILL after a grace period.
+    /// Stop containers: their stop signal (SIGTERM), then SIGKILL after a
+    /// grace period.
     Stop {
-        /// Grace period in seconds before SIGKILL.
-        #[arg(short = 't', long = "time", value_name = "SECS", default_value_t = 10)]
-        time: u32,
+        /// Seconds before SIGKILL [default: the container's --stop-timeout,
+        /// else 10].
+        #[arg(short = 't', long = "time", value_name = "SECS")]
+        time: Option<u32>,
         /// Container names (or unique prefixes of them).
         #[arg(value_name = "NAME", required = true)]
         names: Vec<String>,
@@ -350,6 +353,14 @@ struct CreateArgs {
     /// Memory limit in bytes, or with a k, m or g suffix (1024-based).
     #[arg(short, long, value_name = "BYTES", value_parser = parse_memory)]
     memory: Option<u64>,
+
+    /// The signal `stop` sends first [default: TERM].
+    #[arg(long, value_name = "SIG", value_parser = parse_signal)]
+    stop_signal: Option<i32>,
+
+    /// Seconds `stop` waits before SIGKILL [default: 10].
+    #[arg(long, value_name = "SECS")]
+    stop_timeout: Option<u32>,
 
     /// Read environment variables from a file: KEY=VALUE lines, or KEY for
     /// contctl's own value; # starts a comment (repeatable; -e wins).
@@ -529,11 +540,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut client = Client::connect(&socket)?;
             let mut failed = false;
             for name in names {
-                let stop = |ns, name| Request::Stop {
-                    ns,
-                    name,
-                    timeout_secs: time,
-                };
+                let stop = |ns, name| stop_request(ns, name, time);
                 let r = named(&mut client, &ns, &name, stop).and_then(|_| {
                     named(&mut client, &ns, &name, |ns, name| Request::Start {
                         ns,
@@ -556,8 +563,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Create(args) => {
             let mut client = Client::connect(&socket)?;
+            let stop = (args.stop_signal, args.stop_timeout);
             let (config, name) = container_config(ns, args, false)?;
-            match client.request(&Request::CreateContainer(config))? {
+            match client.request(&create_request(config, false, stop))? {
                 Response::Details(_) => {}
                 other => return Err(unexpected(&other)),
             }
@@ -633,11 +641,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stream_logs(&mut Client::connect(&socket)?, ns, name, options)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Stop { time, names } => each_name(&socket, &ns, names, |ns, name| Request::Stop {
-            ns,
-            name,
-            timeout_secs: time,
-        }),
+        Command::Stop { time, names } => {
+            each_name(&socket, &ns, names, |ns, name| stop_request(ns, name, time))
+        }
         Command::Rm { force, names } => each_name(&socket, &ns, names, |ns, name| {
             Request::Remove { ns, name, force }
         }),
@@ -815,6 +821,26 @@ fn socket_path(flag: Option<PathBuf>) -> PathBuf {
     .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
 }
 
+/// The create request: the one every contd knows, or with lifecycle
+/// options (`--rm`, `--stop-signal`, `--stop-timeout`: protocol 6).
+fn create_request(
+    config: ContainerConfig,
+    auto_remove: bool,
+    (stop_signal, stop_timeout): (Option<i32>, Option<u32>),
+) -> Request {
+    if !auto_remove && stop_signal.is_none() && stop_timeout.is_none() {
+        return Request::CreateContainer(config);
+    }
+    Request::CreateContainerWith {
+        config,
+        options: proto::api::RunOptions {
+            auto_remove,
+            stop_signal,
+            stop_timeout,
+        },
+    }
+}
+
 /// The create request of `run`/`create`; returns it and the name.
 fn container_config(
     ns: String,
@@ -880,17 +906,10 @@ fn container_config(
 /// with the container's code.
 fn run_container(socket: &Path, ns: String, args: RunArgs) -> anyhow::Result<ExitCode> {
     let (stdin, tty) = (args.create.interactive, args.create.tty);
+    let stop = (args.create.stop_signal, args.create.stop_timeout);
     let (config, name) = container_config(ns.clone(), args.create, args.detach)?;
     let mut client = Client::connect(socket)?;
-    let create = if args.rm {
-        Request::CreateContainerWith {
-            config,
-            options: proto::api::RunOptions { auto_remove: true },
-        }
-    } else {
-        Request::CreateContainer(config)
-    };
-    match client.request(&create)? {
+    match client.request(&create_request(config, args.rm, stop))? {
         Response::Details(_) => {}
         other => return Err(unexpected(&other)),
     }
@@ -1044,6 +1063,24 @@ fn ok_then_print(socket: &Path, req: &Request, name: &str) -> anyhow::Result<Exi
     }
     output::print(&format!("{name}\n"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `stop`'s request: with `-t`, the one every contd knows; without, the
+/// container's own stop timeout (protocol 6; an older contd answers that it
+/// needs a newer one, so `-t` is the way there).
+fn stop_request(ns: String, name: String, time: Option<u32>) -> Request {
+    match time {
+        Some(t) => Request::Stop {
+            ns,
+            name,
+            timeout_secs: t,
+        },
+        None => Request::StopWith {
+            ns,
+            name,
+            timeout_secs: None,
+        },
+    }
 }
 
 /// `make`'s request for each of `names`, answered by `Ok`: each name that
@@ -1665,7 +1702,7 @@ mod tests {
         };
         assert_eq!(
             (time, names),
-            (10, vec!["web".to_string(), "db".to_string()])
+            (None, vec!["web".to_string(), "db".to_string()])
         );
         let Command::Kill { signal, .. } = parse(&["kill", "web"]).command else {
             panic!("not kill")

@@ -293,6 +293,16 @@ pub enum Request {
         /// Its lifecycle options.
         options: RunOptions,
     },
+    /// As [`Request::Stop`]; without a timeout, the container's own
+    /// ([`RunOptions::stop_timeout`], else 10 s) ([`Response::Ok`]).
+    StopWith {
+        /// Namespace.
+        ns: String,
+        /// Name.
+        name: String,
+        /// Seconds between the stop signal and SIGKILL.
+        timeout_secs: Option<u32>,
+    },
 }
 
 /// What contd does around a container's life, beyond the
@@ -303,6 +313,12 @@ pub struct RunOptions {
     /// (no restart due), as docker's `--rm`. contd does it, so it happens
     /// also when the client that asked is gone.
     pub auto_remove: bool,
+    /// The signal `stop` sends first (default SIGTERM), as docker's
+    /// `--stop-signal`.
+    pub stop_signal: Option<i32>,
+    /// Seconds `stop` waits before SIGKILL when the request gives none
+    /// (default 10), as docker's `--stop-timeout`.
+    pub stop_timeout: Option<u32>,
 }
 
 impl Request {
@@ -337,7 +353,7 @@ impl Request {
             | Request::Events(_)
             | Request::LogsWith { .. }
             | Request::Namespaces => 4,
-            Request::CreateContainerWith { .. } => 6,
+            Request::CreateContainerWith { .. } | Request::StopWith { .. } => 6,
         }
     }
 }

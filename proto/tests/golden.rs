@@ -690,7 +690,19 @@ fn samples_v6() -> Vec<(&'static str, Vec<u8>)> {
                     start: true,
                     ..Default::default()
                 },
-                options: proto::api::RunOptions { auto_remove: true },
+                options: proto::api::RunOptions {
+                    auto_remove: true,
+                    stop_signal: Some(10),
+                    stop_timeout: Some(3),
+                },
+            }),
+        ),
+        (
+            "api_stop_with",
+            e(&Request::StopWith {
+                ns: "default".into(),
+                name: "web".into(),
+                timeout_secs: None,
             }),
         ),
         (

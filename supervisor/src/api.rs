@@ -291,7 +291,7 @@ fn mutation(req: &Request) -> Option<(&'static str, &str, &str)> {
             (if c.start { "run" } else { "create" }, &c.ns, &c.name)
         }
         Request::Start { ns, name } => ("start", ns, name),
-        Request::Stop { ns, name, .. } => ("stop", ns, name),
+        Request::Stop { ns, name, .. } | Request::StopWith { ns, name, .. } => ("stop", ns, name),
         Request::Kill { ns, name, .. } => ("kill", ns, name),
         Request::Pause { ns, name } => ("pause", ns, name),
         Request::Resume { ns, name } => ("resume", ns, name),
@@ -388,6 +388,17 @@ async fn dispatch(h: &SupervisorHandle, req: Request) -> Response {
             timeout_secs,
         } => ok(h
             .stop(&ns, &name, Duration::from_secs(u64::from(timeout_secs)))
+            .await),
+        Request::StopWith {
+            ns,
+            name,
+            timeout_secs,
+        } => ok(h
+            .stop_with(
+                &ns,
+                &name,
+                timeout_secs.map(|s| Duration::from_secs(u64::from(s))),
+            )
             .await),
         Request::Kill { ns, name, signal } => ok(h.kill(&ns, &name, signal).await),
         Request::Pause { ns, name } => ok(h.pause(&ns, &name).await),

@@ -32,7 +32,7 @@ enum Msg {
     Start(Reply<()>),
     Inspect(Reply<ContainerDetails>),
     Kill(i32, Reply<()>),
-    Stop(Duration, Reply<()>),
+    Stop(Option<Duration>, Reply<()>),
     Wait(Reply<ExitRecord>),
     Pause(bool, Reply<()>),
     Update(Box<Resources>, Reply<()>),
@@ -58,6 +58,10 @@ pub(crate) struct ContainerHandle {
     /// The log file (read by `logs`, written by the monitor).
     pub(crate) log_path: PathBuf,
 }
+
+/// `stop`'s grace period when neither the request nor the container
+/// gives one, as docker's.
+const DEFAULT_STOP_SECS: u32 = 10;
 
 /// The container as last seen.
 #[derive(Debug, Default)]
@@ -171,7 +175,8 @@ impl ContainerHandle {
     pub(crate) async fn kill(&self, signal: i32) -> Result<(), Error> {
         call!(self, Kill, signal)
     }
-    pub(crate) async fn stop(&self, grace: Duration) -> Result<(), Error> {
+    /// `grace`: none, the container's own stop timeout.
+    pub(crate) async fn stop(&self, grace: Option<Duration>) -> Result<(), Error> {
         call!(self, Stop, grace)
     }
     pub(crate) async fn wait(&self) -> Result<ExitRecord, Error> {
@@ -801,6 +806,8 @@ impl ContainerActor {
             cgroup_path,
             config: Some(config.clone()),
             auto_remove: options.auto_remove,
+            stop_signal: options.stop_signal,
+            stop_timeout: options.stop_timeout,
         };
         self.meta = Some(meta.clone());
         let made = match self.materialize(&meta, &spec) {
@@ -1053,11 +1060,20 @@ impl ContainerActor {
         self.simple(MReq::Signal { signal }).await
     }
 
-    async fn stop(&mut self, grace: Duration, reply: Reply<()>) {
-        if let Err(e) = self.exists().and_then(|_| self.answered()) {
-            let _ = reply.send(Err(e));
-            return;
-        }
+    /// Stops the container: its stop signal (SIGTERM), `grace` (or its
+    /// stop timeout, or 10 s), then SIGKILL.
+    async fn stop(&mut self, grace: Option<Duration>, reply: Reply<()>) {
+        let meta = match self.exists().and_then(|m| self.answered().map(|()| m)) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let signal = meta.stop_signal.unwrap_or(libc::SIGTERM);
+        let grace = grace.unwrap_or_else(|| {
+            Duration::from_secs(u64::from(meta.stop_timeout.unwrap_or(DEFAULT_STOP_SECS)))
+        });
         self.stopped_by_user();
         if self.live.status == Some(Status::Unknown) {
             let r = self.stop_orphan(grace).await;
@@ -1073,27 +1089,16 @@ impl ContainerActor {
         let r = if version >= 4 {
             // The monitor keeps the deadline: a contd that dies now still
             // ends in SIGKILL.
-            self.simple(MReq::Terminate {
-                signal: libc::SIGTERM,
-                timeout_ms,
-            })
-            .await
+            self.simple(MReq::Terminate { signal, timeout_ms }).await
         } else if version >= 2 {
             let dir = self.dir.clone();
             tokio::spawn(async move {
-                let req = MReq::Stop {
-                    signal: libc::SIGTERM,
-                    timeout_ms,
-                };
+                let req = MReq::Stop { signal, timeout_ms };
                 let _ = link::request(&dir, &req, None).await;
             });
             Ok(())
         } else {
-            let r = self
-                .simple(MReq::Signal {
-                    signal: libc::SIGTERM,
-                })
-                .await;
+            let r = self.simple(MReq::Signal { signal }).await;
             let dir = self.dir.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(grace).await;

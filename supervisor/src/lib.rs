@@ -312,6 +312,11 @@ impl SupervisorHandle {
     ) -> Result<ContainerDetails, Error> {
         proto::validate_name("namespace", &config.ns)?;
         proto::validate_name("name", &config.name)?;
+        if let Some(s) = options.stop_signal.filter(|s| !(1..=64).contains(s)) {
+            return Err(Error::invalid(format!(
+                "stop_signal: {s} is not a signal (1 to 64)"
+            )));
+        }
         let (ns, name) = (config.ns.clone(), config.name.clone());
         let h = self.registry.reserve(&ns, &name).await?;
         match h.create(config, options).await {
@@ -405,6 +410,20 @@ impl SupervisorHandle {
     /// # Errors
     /// Unknown container or signalling failure.
     pub async fn stop(&self, ns: &str, name: &str, grace: Duration) -> Result<(), Error> {
+        self.get(ns, name).await?.stop(Some(grace)).await
+    }
+
+    /// Stops a container with its own stop signal and, without `grace`,
+    /// its own stop timeout (`RunOptions`; SIGTERM and 10 s by default).
+    ///
+    /// # Errors
+    /// As [`stop`](Self::stop).
+    pub async fn stop_with(
+        &self,
+        ns: &str,
+        name: &str,
+        grace: Option<Duration>,
+    ) -> Result<(), Error> {
         self.get(ns, name).await?.stop(grace).await
     }
 

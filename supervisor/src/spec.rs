@@ -31,6 +31,13 @@ pub(crate) struct Meta {
     /// Removed once it has exited for good (protocol 6, `--rm`).
     #[serde(default)]
     pub auto_remove: bool,
+    /// The signal `stop` sends first (protocol 6; none: SIGTERM).
+    #[serde(default)]
+    pub stop_signal: Option<i32>,
+    /// `stop`'s grace period when the request gives none (protocol 6;
+    /// none: 10 s).
+    #[serde(default)]
+    pub stop_timeout: Option<u32>,
 }
 
 impl Meta {

@@ -878,3 +878,53 @@ fn run_flags_reach_the_container() {
     assert_eq!(quota * 2, period, "0.5 CPU");
     env.ok(&["rm", "-f", "lim"]);
 }
+
+#[test]
+fn stop_uses_the_containers_stop_signal_and_timeout() {
+    let env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap();
+    // Its own stop signal: the trap runs, the code is the trap's.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "usr1",
+        "--stop-signal",
+        "USR1",
+        root,
+        "sh",
+        "-c",
+        "trap 'echo got USR1; exit 3' USR1; while true; do sleep 0.05; done",
+    ]);
+    env.ok(&["stop", "usr1"]);
+    assert_eq!(env.inspect("usr1")["exit_code"], 3);
+    assert_eq!(env.ok(&["logs", "usr1"]), "got USR1\n");
+    // Its own timeout: a container that ignores the signal is killed after
+    // 1 s, not the default 10.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "deaf",
+        "--stop-signal",
+        "USR2",
+        "--stop-timeout",
+        "1",
+        root,
+        "sh",
+        "-c",
+        "trap '' USR2; while true; do sleep 0.05; done",
+    ]);
+    let t = Instant::now();
+    env.ok(&["stop", "deaf"]);
+    assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+    assert_eq!(env.inspect("deaf")["exit_code"], 137);
+    // -t still wins over it.
+    env.ok(&["start", "deaf"]);
+    let t = Instant::now();
+    env.ok(&["stop", "-t", "0", "deaf"]);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let bad = env.contctl(&["run", "--stop-signal", "NOPE", root, "true"]);
+    assert_eq!(bad.status.code(), Some(125));
+    env.ok(&["rm", "usr1", "deaf"]);
+}
