@@ -537,6 +537,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: SystemCommand::Info { format },
         } => system_info(&socket, format),
         Command::Restart { time, names } => {
+            let time = stop_time(&socket, time)?;
             let mut client = Client::connect(&socket)?;
             let mut failed = false;
             for name in names {
@@ -642,6 +643,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Stop { time, names } => {
+            let time = stop_time(&socket, time)?;
             each_name(&socket, &ns, names, |ns, name| stop_request(ns, name, time))
         }
         Command::Rm { force, names } => each_name(&socket, &ns, names, |ns, name| {
@@ -1065,9 +1067,22 @@ fn ok_then_print(socket: &Path, req: &Request, name: &str) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
+/// `-t` as the contd at `socket` can take it: a contd before protocol 6
+/// knows no container stop timeout, so none given is its 10 s.
+fn stop_time(socket: &Path, time: Option<u32>) -> anyhow::Result<Option<u32>> {
+    let with = Request::StopWith {
+        ns: String::new(),
+        name: String::new(),
+        timeout_secs: None,
+    };
+    Ok(match time {
+        None if !Client::connect(socket)?.speaks(&with) => Some(10),
+        t => t,
+    })
+}
+
 /// `stop`'s request: with `-t`, the one every contd knows; without, the
-/// container's own stop timeout (protocol 6; an older contd answers that it
-/// needs a newer one, so `-t` is the way there).
+/// container's own stop timeout (protocol 6, see [`stop_time`]).
 fn stop_request(ns: String, name: String, time: Option<u32>) -> Request {
     match time {
         Some(t) => Request::Stop {
