@@ -538,28 +538,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => system_info(&socket, format),
         Command::Restart { time, names } => {
             let time = stop_time(&socket, time)?;
-            let mut client = Client::connect(&socket)?;
-            let mut failed = false;
-            for name in names {
-                let stop = |ns, name| stop_request(ns, name, time);
-                let r = named(&mut client, &ns, &name, stop).and_then(|_| {
-                    named(&mut client, &ns, &name, |ns, name| Request::Start {
-                        ns,
-                        name,
-                    })
-                });
-                match r {
-                    Ok(_) => output::print(&format!("{name}\n"))?,
-                    Err(e) => {
-                        failed = true;
-                        let _ = writeln!(io::stderr(), "contctl: {e:#}");
-                    }
-                }
-            }
-            Ok(if failed {
-                ExitCode::from(EXIT_OWN_ERROR)
-            } else {
-                ExitCode::SUCCESS
+            for_each_name(&socket, names, |client, name| {
+                named(client, &ns, name, |ns, name| stop_request(ns, name, time))?;
+                named(client, &ns, name, |ns, name| Request::Start { ns, name })?;
+                output::print(&format!("{name}\n"))
             })
         }
         Command::Create(args) => {
@@ -655,29 +637,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Kill { signal, names } => each_name(&socket, &ns, names, |ns, name| {
             Request::Kill { ns, name, signal }
         }),
-        Command::Wait { names } => {
-            let mut client = Client::connect(&socket)?;
-            let mut failed = false;
-            for name in names {
-                let r = named(&mut client, &ns, &name, |ns, name| Request::Wait {
-                    ns,
-                    name,
-                });
-                match r {
-                    Ok(Response::Exited(record)) => output::print(&format!("{}\n", record.code))?,
-                    Ok(other) => return Err(unexpected(&other)),
-                    Err(e) => {
-                        failed = true;
-                        let _ = writeln!(io::stderr(), "contctl: {e:#}");
-                    }
-                }
+        Command::Wait { names } => for_each_name(&socket, names, |client, name| {
+            match named(client, &ns, name, |ns, name| Request::Wait { ns, name })? {
+                Response::Exited(record) => output::print(&format!("{}\n", record.code)),
+                other => Err(unexpected(&other)),
             }
-            Ok(if failed {
-                ExitCode::from(EXIT_OWN_ERROR)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
+        }),
         Command::Attach {
             no_stdin,
             detach_keys,
@@ -1107,16 +1072,27 @@ fn each_name(
     names: Vec<String>,
     make: impl Fn(String, String) -> Request,
 ) -> anyhow::Result<ExitCode> {
+    for_each_name(socket, names, |client, name| {
+        match named(client, ns, name, &make)? {
+            Response::Ok => output::print(&format!("{name}\n")),
+            other => Err(unexpected(&other)),
+        }
+    })
+}
+
+/// `each` for every one of `names` on one connection: a failure goes to
+/// stderr and the others are still done; 125 if any failed.
+fn for_each_name(
+    socket: &Path,
+    names: Vec<String>,
+    mut each: impl FnMut(&mut Client, &str) -> anyhow::Result<()>,
+) -> anyhow::Result<ExitCode> {
     let mut client = Client::connect(socket)?;
     let mut failed = false;
     for name in names {
-        match named(&mut client, ns, &name, &make) {
-            Ok(Response::Ok) => output::print(&format!("{name}\n"))?,
-            Ok(other) => return Err(unexpected(&other)),
-            Err(e) => {
-                failed = true;
-                let _ = writeln!(io::stderr(), "contctl: {e:#}");
-            }
+        if let Err(e) = each(&mut client, &name) {
+            failed = true;
+            let _ = writeln!(io::stderr(), "contctl: {e:#}");
         }
     }
     Ok(if failed {
