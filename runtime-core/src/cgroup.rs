@@ -703,7 +703,7 @@ pub fn open_v2(path: &str) -> Result<Option<std::os::fd::OwnedFd>, CgroupError> 
 }
 
 /// Whether a `/proc/self/cgroup` controllers field names hierarchy `h`.
-fn same_hierarchy(h: &Hierarchy, ctrls: &str) -> bool {
+pub(crate) fn same_hierarchy(h: &Hierarchy, ctrls: &str) -> bool {
     if h.fstype == "cgroup2" {
         return ctrls.is_empty();
     }

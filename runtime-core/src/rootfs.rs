@@ -466,16 +466,7 @@ fn own_cgroup(h: &crate::cgroup::Hierarchy) -> Option<String> {
         let _id = parts.next()?;
         let ctrls = parts.next()?;
         let path = parts.next()?;
-        let same = if h.fstype == "cgroup2" {
-            ctrls.is_empty()
-        } else {
-            let mut a: Vec<&str> = ctrls.split(',').collect();
-            let mut b: Vec<&str> = h.options.split(',').collect();
-            a.sort_unstable();
-            b.sort_unstable();
-            a == b
-        };
-        same.then(|| path.to_string())
+        crate::cgroup::same_hierarchy(h, ctrls).then(|| path.to_string())
     })
 }
 

@@ -15,6 +15,11 @@ fn contctl(env: &TestEnv) -> Command {
     c
 }
 
+/// Sends `sig` to process `pid`.
+fn signal(pid: i32, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).unwrap();
+}
+
 /// Waits for a child with a deadline; its exit code.
 fn wait_code(child: &mut std::process::Child, secs: u64) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -105,21 +110,24 @@ fn signals_to_a_foreground_run_reach_the_container() {
     let env = TestEnv::new();
     let root = env.rootfs.to_str().unwrap();
     let script = "trap 'echo got INT; exit 7' INT; echo ready; while true; do sleep 0.05; done";
-    let mut child = contctl(&env)
-        .args(["run", "--name", "sig", root, "sh", "-c", script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line, "ready\n");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    // A foreground run of `script` as `name`, once it said "ready".
+    let ready = |extra: &[&str], name: &str| {
+        let mut child = contctl(&env)
+            .arg("run")
+            .args(extra)
+            .args(["--name", name, root, "sh", "-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n");
+        (child, out)
+    };
+    let (mut child, mut out) = ready(&[], "sig");
+    signal(child.id() as i32, nix::sys::signal::Signal::SIGINT);
     let mut rest = String::new();
     out.read_to_string(&mut rest).unwrap();
     assert_eq!(rest, "got INT\n");
@@ -127,30 +135,8 @@ fn signals_to_a_foreground_run_reach_the_container() {
 
     // --sig-proxy=false: the signal stays with contctl (which dies of it),
     // the container runs on.
-    let mut child = contctl(&env)
-        .args([
-            "run",
-            "--sig-proxy=false",
-            "--name",
-            "nosig",
-            root,
-            "sh",
-            "-c",
-            script,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line, "ready\n");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    let (mut child, _out) = ready(&["--sig-proxy=false"], "nosig");
+    signal(child.id() as i32, nix::sys::signal::Signal::SIGINT);
     wait_code(&mut child, 20);
     assert_eq!(env.inspect("nosig")["status"], "running");
     env.ok(&["rm", "-f", "sig"]);
@@ -424,11 +410,7 @@ fn a_terminal_follows_the_window_and_detach_keys_work() {
     // The window grows: SIGWINCH (a terminal sends it to its foreground
     // group; this pty is nobody's controlling terminal, so the test does).
     pty.resize(40, 120);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(run.id() as i32),
-        nix::sys::signal::Signal::SIGWINCH,
-    )
-    .unwrap();
+    signal(run.id() as i32, nix::sys::signal::Signal::SIGWINCH);
     pty.size_becomes("40 120");
     pty.write(b"export MARK=kept\r");
     // ctrl-a d: detached, the container runs on.
@@ -582,11 +564,7 @@ fn rm_of_a_container_that_exited_while_contd_was_down_happens_at_adoption() {
     ]);
     let pid = env.inspect("late")["pid"].as_i64().unwrap();
     env.stop_contd(libc::SIGKILL);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    signal(pid as i32, nix::sys::signal::Signal::SIGKILL);
     env.wait_for("init gone", 20, || !contd_tests::pid_alive(pid));
     env.start_contd();
     env.wait_for("late removed", 20, || {
@@ -737,11 +715,7 @@ fn a_foreground_run_whose_container_exits_while_contd_is_down_gets_its_code() {
     assert_eq!(line, "up\n");
     let pid = env.inspect("fg")["pid"].as_i64().unwrap();
     env.stop_contd(libc::SIGKILL);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    signal(pid as i32, nix::sys::signal::Signal::SIGKILL);
     env.start_contd();
     assert_eq!(wait_code(&mut run, 60), 137);
     let mut err = String::new();
