@@ -170,6 +170,7 @@ pub(crate) fn unexpected(resp: &Response) -> anyhow::Error {
         Response::Container(_) => "Container",
         Response::Containers(_) => "Containers",
         Response::LogData { .. } => "LogData",
+        Response::LogLine { .. } => "LogLine",
         Response::LogEnd => "LogEnd",
         Response::Exited(_) => "Exited",
         Response::Error(_) => "Error",

@@ -303,6 +303,39 @@ pub enum Request {
         /// Seconds between the stop signal and SIGKILL.
         timeout_secs: Option<u32>,
     },
+    // ---- protocol version 7 ----
+    /// Give a container another name ([`Response::Ok`]). Only the name
+    /// changes: its state, log and cgroup keep their paths, as docker's
+    /// rename keeps the container's id.
+    Rename {
+        /// Namespace.
+        ns: String,
+        /// The current name.
+        name: String,
+        /// The new name (free in the namespace).
+        new_name: String,
+    },
+    /// As [`Request::LogsWith`], each line in a [`Response::LogLine`] with
+    /// the time it was written (`logs -t`), then `LogEnd`.
+    LogsTimed {
+        /// Namespace.
+        ns: String,
+        /// Name.
+        name: String,
+        /// Tail, since, follow.
+        options: LogOptions,
+    },
+    /// As [`Request::CreateContainerWith`], with `init`: init is a small
+    /// reaper that runs the command as its child, forwards signals to it
+    /// and exits with its code, as docker's `--init`.
+    CreateContainerWithInit {
+        /// The container.
+        config: ContainerConfig,
+        /// Its lifecycle options.
+        options: RunOptions,
+        /// Run the command under contd's init.
+        init: bool,
+    },
 }
 
 /// What contd does around a container's life, beyond the
@@ -354,6 +387,9 @@ impl Request {
             | Request::LogsWith { .. }
             | Request::Namespaces => 4,
             Request::CreateContainerWith { .. } | Request::StopWith { .. } => 6,
+            Request::Rename { .. }
+            | Request::LogsTimed { .. }
+            | Request::CreateContainerWithInit { .. } => 7,
         }
     }
 }
@@ -440,6 +476,18 @@ pub enum Response {
     Event(Event),
     /// Namespace names.
     Namespaces(Vec<String>),
+    // ---- protocol version 7 ----
+    /// One line of the log and when it was written (answers
+    /// [`Request::LogsTimed`]).
+    LogLine {
+        /// The stream it was written to.
+        stream: Stream,
+        /// When the monitor wrote it (unix nanoseconds; 0 if the record
+        /// had no readable time).
+        time: i64,
+        /// The text, newline included where the container wrote one.
+        data: Vec<u8>,
+    },
 }
 
 /// A mount's type (protocol version 4).

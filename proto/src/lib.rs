@@ -39,6 +39,11 @@
 //! Version 5 adds the status `unknown` (a container whose monitor is gone
 //! without an exit record) and, on the monitor's sync pipe, `Ready::Started`
 //! (created and started in one step).
+//! Version 6 adds, for the api: create with lifecycle options (`--rm`, stop
+//! signal and timeout), stop with the container's own timeout, and the
+//! error kinds permission denied, not executable and command not found.
+//! Version 7 adds, for the api: rename, logs with each line's time, and
+//! create with contd's init.
 //!
 //! # Layout
 //!
@@ -72,7 +77,7 @@ pub use common::{parse_size, ErrorKind, ErrorReply, ExitRecord, Hello, Resources
 pub use name::{validate_name, NameError};
 
 /// The newest protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// The oldest protocol version this build still speaks.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;

@@ -729,6 +729,56 @@ fn samples_v6() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// Version 7's additions.
+fn samples_v7() -> Vec<(&'static str, Vec<u8>)> {
+    let e = |m: &dyn erased::Enc| m.enc();
+    vec![
+        (
+            "api_rename",
+            e(&Request::Rename {
+                ns: "default".into(),
+                name: "old".into(),
+                new_name: "new".into(),
+            }),
+        ),
+        (
+            "api_logs_timed",
+            e(&Request::LogsTimed {
+                ns: "default".into(),
+                name: "web".into(),
+                options: proto::api::LogOptions {
+                    tail: Some(5),
+                    since: None,
+                    follow: true,
+                },
+            }),
+        ),
+        (
+            "api_create_container_with_init",
+            e(&Request::CreateContainerWithInit {
+                config: proto::api::ContainerConfig {
+                    ns: "default".into(),
+                    name: "reaper".into(),
+                    rootfs: "/srv/rootfs".into(),
+                    args: vec!["sleep".into(), "9".into()],
+                    start: true,
+                    ..Default::default()
+                },
+                options: proto::api::RunOptions::default(),
+                init: true,
+            }),
+        ),
+        (
+            "api_resp_log_line",
+            e(&Response::LogLine {
+                stream: proto::api::Stream::Stderr,
+                time: 1_700_000_000_123_456_789,
+                data: b"hello\n".to_vec(),
+            }),
+        ),
+    ]
+}
+
 #[test]
 fn v1_encodings_are_frozen() {
     check_frozen("v1", samples());
@@ -759,6 +809,11 @@ fn v6_encodings_are_frozen() {
     check_frozen("v6", samples_v6());
 }
 
+#[test]
+fn v7_encodings_are_frozen() {
+    check_frozen("v7", samples_v7());
+}
+
 /// Every request says the version that introduced it, and it is the
 /// version whose golden files hold it.
 #[test]
@@ -770,6 +825,7 @@ fn requests_know_their_version() {
         (4, samples_v4()),
         (5, samples_v5()),
         (6, samples_v6()),
+        (7, samples_v7()),
     ] {
         for (name, bytes) in samples {
             if name.starts_with("mon_") && !name.starts_with("mon_resp_") {
