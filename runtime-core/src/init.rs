@@ -426,7 +426,12 @@ fn setup(args: InitArgs<'_>) -> Result<std::convert::Infallible, String> {
             sys::exit_now(1);
         }
     }
-    program.exec()
+    let reaper = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(crate::reaper::INIT_ANNOTATION))
+        .is_some_and(|v| v == "true");
+    program.exec_under(reaper)
 }
 
 /// The rootfs in the container's own mount namespace: propagation, the
@@ -625,11 +630,21 @@ impl Prepared<'_> {
     /// Loads seccomp (the last thing before execve) and execs. Never
     /// returns.
     pub(crate) fn exec(self) -> ! {
-        if let Some(filter) = self.seccomp {
+        self.exec_under(false)
+    }
+
+    /// As [`exec`](Self::exec); with `reaper`, the program runs as the
+    /// child of contd's init (see `reaper`), which stays under the same
+    /// filter.
+    pub(crate) fn exec_under(mut self, reaper: bool) -> ! {
+        if let Some(filter) = self.seccomp.take() {
             if let Err(e) = filter.load() {
                 eprintln!("contd: {e}");
                 sys::exit_now(1);
             }
+        }
+        if reaper {
+            crate::reaper::fork_off();
         }
         let err = sys::execve(&self.program, &self.argv, &self.env);
         // The parent no longer listens: say it where the user looks.

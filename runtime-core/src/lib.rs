@@ -22,6 +22,7 @@
 //! - `hooks`: the six OCI hook kinds.
 //! - `console`: ptys and the console-socket protocol.
 //! - `exec`: extra processes in a living container.
+//! - `reaper`: contd's init (`--init`), the command's parent as pid 1.
 //! - `resources`: contd's limits as OCI resources.
 //! - `state`: `state.json` and time formatting.
 //! - `sys`: every raw system call and every `unsafe` block, but for the
@@ -38,6 +39,7 @@ mod error;
 mod exec;
 mod hooks;
 mod init;
+mod reaper;
 mod resources;
 mod rootfs;
 mod sched;
@@ -56,6 +58,7 @@ pub use container::{Container, CreateOptions, Status, Stdio};
 pub use defaults::{secure_default_spec, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
 pub use error::{CgroupError, Error, SpecError};
 pub use exec::ExecOptions;
+pub use reaper::INIT_ANNOTATION;
 pub use resources::{linux_resources, CPU_PERIOD};
 pub use seccomp::default_profile;
 pub use spec::parse_process;

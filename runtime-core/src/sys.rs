@@ -975,3 +975,75 @@ pub(crate) fn bpf_attach_device_prog(cgroup: &std::fs::File, prog: &OwnedFd) -> 
     .map(drop)
     .map_err(|e| io::Error::new(e.kind(), format!("attach device filter: {e}")))
 }
+
+/// Blocks every signal; returns the mask there was.
+pub(crate) fn block_all_signals() -> libc::sigset_t {
+    // SAFETY: sigsets are plain data, filled by libc.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    }
+}
+
+/// Sets the signal mask.
+pub(crate) fn set_signal_mask(mask: &libc::sigset_t) {
+    // SAFETY: a valid sigset.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) };
+}
+
+/// Waits for any signal (all of them blocked); its number, or -1.
+pub(crate) fn wait_signal() -> libc::c_int {
+    // SAFETY: valid set and out-pointer.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::sigwaitinfo(&all, &mut info)
+    }
+}
+
+/// A process group of its own, and the terminal's foreground when fd 0
+/// is one (SIGTTOU must be blocked or ignored).
+pub(crate) fn own_foreground_group() {
+    // SAFETY: calls on this process and fd 0.
+    unsafe {
+        libc::setpgid(0, 0);
+        if libc::isatty(0) == 1 {
+            libc::tcsetpgrp(0, libc::getpid());
+        }
+    }
+}
+
+/// `kill(pid, sig)`.
+pub(crate) fn kill(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain syscall.
+    cvt_int(unsafe { libc::kill(pid, sig) })?;
+    Ok(())
+}
+
+/// Reaps one exited child without blocking: its pid and wait status.
+pub(crate) fn reap_any() -> Option<(libc::pid_t, libc::c_int)> {
+    let mut status = 0;
+    // SAFETY: valid out-pointer.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    (pid > 0).then_some((pid, status))
+}
+
+/// Replaces this process's command line (the argument area
+/// `[start, end)` from /proc/self/stat) with `title`, the rest zeroed.
+pub(crate) fn overwrite_args(start: usize, end: usize, title: &[u8]) {
+    if end <= start || end - start <= title.len() || end - start > 1 << 20 {
+        return;
+    }
+    // SAFETY: [start, end) is this process's own argument area, mapped
+    // and writable (the kernel reads /proc/PID/cmdline from it); the
+    // caller reads its arguments no more.
+    unsafe {
+        let p = start as *mut u8;
+        std::ptr::write_bytes(p, 0, end - start);
+        std::ptr::copy_nonoverlapping(title.as_ptr(), p, title.len());
+    }
+}
