@@ -267,10 +267,13 @@ async fn connection(
                 return Ok(());
             }
             Request::Logs { ns, name } => {
-                stream_log(&mut s, &h, &ns, &name, LogOptions::default()).await?
+                stream_log(&mut s, &h, &ns, &name, LogOptions::default(), false).await?
             }
             Request::LogsWith { ns, name, options } => {
-                stream_log(&mut s, &h, &ns, &name, options).await?
+                stream_log(&mut s, &h, &ns, &name, options, false).await?
+            }
+            Request::LogsTimed { ns, name, options } => {
+                stream_log(&mut s, &h, &ns, &name, options, true).await?
             }
             req => {
                 let mut reply = dispatch(&h, req).await;
@@ -287,7 +290,9 @@ fn mutation(req: &Request) -> Option<(&'static str, &str, &str)> {
         Request::Create(c) | Request::CreateInteractive { req: c, .. } => {
             ("create", &c.ns, &c.name)
         }
-        Request::CreateContainer(c) | Request::CreateContainerWith { config: c, .. } => {
+        Request::CreateContainer(c)
+        | Request::CreateContainerWith { config: c, .. }
+        | Request::CreateContainerWithInit { config: c, .. } => {
             (if c.start { "run" } else { "create" }, &c.ns, &c.name)
         }
         Request::Start { ns, name } => ("start", ns, name),
@@ -297,6 +302,7 @@ fn mutation(req: &Request) -> Option<(&'static str, &str, &str)> {
         Request::Resume { ns, name } => ("resume", ns, name),
         Request::Update { ns, name, .. } => ("update", ns, name),
         Request::Remove { ns, name, .. } => ("remove", ns, name),
+        Request::Rename { ns, name, .. } => ("rename", ns, name),
         Request::Exec { ns, name, .. } => ("exec", ns, name),
         Request::Attach { ns, name, .. } => ("attach", ns, name),
         _ => return None,
@@ -365,6 +371,15 @@ async fn dispatch(h: &SupervisorHandle, req: Request) -> Response {
             .create_with(config, options)
             .await
             .map_or_else(err, Response::Details),
+        Request::CreateContainerWithInit {
+            config,
+            options,
+            init,
+        } => h
+            .create_with_init(config, options, init)
+            .await
+            .map_or_else(err, Response::Details),
+        Request::Rename { ns, name, new_name } => ok(h.rename(&ns, &name, &new_name).await),
         Request::Start { ns, name } => ok(h.start(&ns, &name).await),
         Request::Inspect { ns, name } => h
             .inspect(&ns, &name)
@@ -432,35 +447,48 @@ async fn dispatch(h: &SupervisorHandle, req: Request) -> Response {
         // Streams, answered in `connection`.
         Request::Logs { .. }
         | Request::LogsWith { .. }
+        | Request::LogsTimed { .. }
         | Request::Attach { .. }
         | Request::Exec { .. }
         | Request::Events(_) => err(Error::internal("streamed")),
     }
 }
 
-/// Sends the log as `LogData` frames, then `LogEnd`.
+/// Sends the log as `LogData` frames (`timed`: a `LogLine` per line),
+/// then `LogEnd`.
 async fn stream_log(
     s: &mut UnixStream,
     h: &SupervisorHandle,
     ns: &str,
     name: &str,
     options: LogOptions,
+    timed: bool,
 ) -> Result<(), FrameError> {
-    let mut log = match h.logs(ns, name, options).await {
+    let log = if timed {
+        h.logs_lines(ns, name, options).await
+    } else {
+        h.logs(ns, name, options).await
+    };
+    let mut log = match log {
         Ok(l) => l,
         Err(e) => return write_frame(s, &err(e)).await,
     };
     while let Some(chunk) = log.next().await {
         match chunk {
             Ok(c) => {
-                write_frame(
-                    s,
-                    &Response::LogData {
+                let frame = if timed {
+                    Response::LogLine {
+                        stream: c.stream,
+                        time: c.time.unwrap_or(0),
+                        data: c.data,
+                    }
+                } else {
+                    Response::LogData {
                         stream: c.stream,
                         data: c.data,
-                    },
-                )
-                .await?
+                    }
+                };
+                write_frame(s, &frame).await?
             }
             Err(e) => return write_frame(s, &err(e)).await,
         }

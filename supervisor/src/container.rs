@@ -28,7 +28,11 @@ type Reply<T> = oneshot::Sender<Result<T, Error>>;
 const KILL_WAIT: Duration = Duration::from_secs(30);
 
 enum Msg {
-    Create(Box<(ContainerConfig, RunOptions)>, Reply<ContainerDetails>),
+    Create(
+        Box<(ContainerConfig, RunOptions, bool)>,
+        Reply<ContainerDetails>,
+    ),
+    Rename(String, String, Reply<()>),
     Start(Reply<()>),
     Inspect(Reply<ContainerDetails>),
     Kill(i32, Reply<()>),
@@ -57,6 +61,9 @@ pub(crate) struct ContainerHandle {
     tx: mpsc::Sender<Msg>,
     /// The log file (read by `logs`, written by the monitor).
     pub(crate) log_path: PathBuf,
+    /// The state dir's name: the name the container was created with
+    /// (and its log's and cgroup's), whatever it is called now.
+    pub(crate) dir_name: String,
 }
 
 /// `stop`'s grace period when neither the request nor the container
@@ -80,6 +87,8 @@ struct ContainerActor {
     forgetter: Forgetter,
     ns: String,
     name: String,
+    /// The state dir's name (see [`ContainerHandle::dir_name`]).
+    dir_name: String,
     dir: PathBuf,
     log_path: PathBuf,
     meta: Option<Meta>,
@@ -113,13 +122,15 @@ macro_rules! call {
 
 impl ContainerHandle {
     /// Spawns the actor of a container that is about to be created
-    /// (`meta: None`) or that exists on disk (adopted).
+    /// (`meta: None`; its state dir, log and cgroup are named `dir_name`)
+    /// or that exists on disk (adopted: named as its `meta.json` says).
     pub(crate) fn spawn(
         config: &Arc<Shared>,
         bus: &Bus,
         forgetter: &Forgetter,
         ns: &str,
         name: &str,
+        dir_name: &str,
         adopt: Option<(Meta, AdoptGuard)>,
     ) -> Self {
         let (meta, guard) = match adopt {
@@ -127,8 +138,12 @@ impl ContainerHandle {
             None => (None, None),
         };
         let (tx, rx) = mpsc::channel(16);
-        let dir = config.state_dir.join(ns).join(name);
-        let log_path = config.log_dir.join(ns).join(format!("{name}.log"));
+        let dir_name = meta.as_ref().map_or(dir_name, |m| m.dir_name()).to_string();
+        let dir = config.state_dir.join(ns).join(&dir_name);
+        let log_path = match &meta {
+            Some(m) => PathBuf::from(&m.log_path),
+            None => config.log_dir.join(ns).join(format!("{dir_name}.log")),
+        };
         let adopted = meta.is_some();
         let actor = ContainerActor {
             rx,
@@ -137,6 +152,7 @@ impl ContainerHandle {
             forgetter: forgetter.clone(),
             ns: ns.to_string(),
             name: name.to_string(),
+            dir_name: dir_name.clone(),
             restart: if adopted {
                 RestartState::load(&dir)
             } else {
@@ -156,15 +172,25 @@ impl ContainerHandle {
         };
         let span = info_span!("container", ns, name);
         tokio::spawn(Box::new(actor).run(guard).instrument(span));
-        ContainerHandle { tx, log_path }
+        ContainerHandle {
+            tx,
+            log_path,
+            dir_name,
+        }
     }
 
     pub(crate) async fn create(
         &self,
         config: ContainerConfig,
         options: RunOptions,
+        init: bool,
     ) -> Result<ContainerDetails, Error> {
-        call!(self, Create, Box::new((config, options)))
+        call!(self, Create, Box::new((config, options, init)))
+    }
+    /// Renames the container from `from` (refused if it is no longer
+    /// called that) to `to`.
+    pub(crate) async fn rename(&self, from: String, to: String) -> Result<(), Error> {
+        call!(self, Rename, from, to)
     }
     pub(crate) async fn start(&self) -> Result<(), Error> {
         call!(self, Start)
@@ -639,9 +665,12 @@ impl ContainerActor {
     async fn handle(&mut self, msg: Msg) -> bool {
         match msg {
             Msg::Create(req, reply) => {
-                let (config, options) = *req;
-                let r = self.create(config, options).await;
+                let (config, options, init) = *req;
+                let r = self.create(config, options, init).await;
                 let _ = reply.send(r);
+            }
+            Msg::Rename(from, to, reply) => {
+                let _ = reply.send(self.rename(&from, &to));
             }
             Msg::Start(reply) => {
                 let r = self.start().await;
@@ -783,12 +812,19 @@ impl ContainerActor {
         &mut self,
         mut config: ContainerConfig,
         options: RunOptions,
+        init: bool,
     ) -> Result<ContainerDetails, Error> {
         if config.restart == proto::api::RestartPolicy::No {
             config.restart = self.config.tunables().default_restart;
         }
-        let cgroup_path = format!("{}/{}/{}", self.config.cgroup_parent, self.ns, self.name);
-        let (spec, args) = spec::build(&config, &cgroup_path)?;
+        let cgroup_path = format!(
+            "{}/{}/{}",
+            self.config.cgroup_parent, self.ns, self.dir_name
+        );
+        let (mut spec, args) = spec::build(&config, &cgroup_path)?;
+        if init {
+            spec::with_init(&mut spec);
+        }
         if self.dir.exists() {
             return Err(Error::new(
                 proto::ErrorKind::AlreadyExists,
@@ -808,6 +844,8 @@ impl ContainerActor {
             auto_remove: options.auto_remove,
             stop_signal: options.stop_signal,
             stop_timeout: options.stop_timeout,
+            dir: (self.dir_name != self.name).then(|| self.dir_name.clone()),
+            init,
         };
         self.meta = Some(meta.clone());
         let made = match self.materialize(&meta, &spec) {
@@ -832,6 +870,35 @@ impl ContainerActor {
         self.details()
     }
 
+    /// Gives the container the name `to`: `meta.json` is replaced in one
+    /// rename, so a contd killed at any point finds the old name or the
+    /// new one. The state dir, log and cgroup keep their names.
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), Error> {
+        if self.name != from {
+            return Err(Error::not_found(&self.ns, from));
+        }
+        let mut meta = self.exists()?.clone();
+        meta.name = to.to_string();
+        meta.dir = (self.dir_name != to).then(|| self.dir_name.clone());
+        if let Some(c) = meta.config.as_mut() {
+            c.name = to.to_string();
+        }
+        let json = serde_json::to_vec(&meta).map_err(|e| Error::internal(e.to_string()))?;
+        let tmp = self.dir.join(".meta.json.tmp");
+        let io = |e: std::io::Error| Error::internal(format!("rename: write meta.json: {e}"));
+        write_private(&tmp, &json)
+            .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, self.dir.join("meta.json")))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                io(e)
+            })?;
+        info!(new_name = to, "renamed");
+        self.meta = Some(meta);
+        self.name = to.to_string();
+        Ok(())
+    }
+
     /// Writes the bundle and meta.json. A few small files in the state
     /// dir (a tmpfs on a node): written in place, not through the blocking
     /// pool, whose thread hops cost more than the writes.
@@ -846,7 +913,7 @@ impl ContainerActor {
         // killed half-way leaves a `.NAME.creating` that the next one
         // removes (see `scan`), never a state dir without its meta.json.
         let ns_dir = self.config.state_dir.join(&self.ns);
-        let tmp = ns_dir.join(format!(".{}{CREATING}", self.name));
+        let tmp = ns_dir.join(format!(".{}{CREATING}", self.dir_name));
         let _ = std::fs::remove_dir_all(&tmp);
         let bundle = tmp.join("bundle");
         std::fs::DirBuilder::new()
@@ -883,7 +950,7 @@ impl ContainerActor {
     /// has its answer (before the actor's next step).
     async fn launch(&mut self, start: bool) -> Result<(), Error> {
         let interactive = self.exists()?.config().interactive;
-        let id = format!("{}.{}", self.ns, self.name);
+        let id = format!("{}.{}", self.ns, self.dir_name);
         let l = launch::launch(
             &self.config.monitor_bin,
             &self.dir,
@@ -1256,7 +1323,9 @@ impl ContainerActor {
         self.release_monitor().await?;
         // Renamed first: a contd killed while deleting leaves a hidden
         // `.NAME.removing` the next one finishes, never half a container.
-        let doomed = self.dir.with_file_name(format!(".{}{REMOVING}", self.name));
+        let doomed = self
+            .dir
+            .with_file_name(format!(".{}{REMOVING}", self.dir_name));
         let _ = std::fs::remove_dir_all(&doomed);
         std::fs::rename(&self.dir, &doomed)
             .map_err(|e| Error::internal(format!("remove {}: {e}", self.dir.display())))?;

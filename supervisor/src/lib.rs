@@ -173,7 +173,7 @@ fn scan(config: &Config) -> Vec<spec::Meta> {
                 Some(m)
                     if proto::validate_name("namespace", &m.ns).is_ok()
                         && proto::validate_name("name", &m.name).is_ok()
-                        && entry.path() == config.state_dir.join(&m.ns).join(&m.name) =>
+                        && entry.path() == config.state_dir.join(&m.ns).join(m.dir_name()) =>
                 {
                     info!(ns = m.ns, name = m.name, "adopted");
                     found.push(m);
@@ -310,6 +310,22 @@ impl SupervisorHandle {
         config: ContainerConfig,
         options: RunOptions,
     ) -> Result<ContainerDetails, Error> {
+        self.create_with_init(config, options, false).await
+    }
+
+    /// As [`create_with`](Self::create_with); with `init`, the container's
+    /// init is contd's: a reaper that runs the command as its only child,
+    /// passes signals on to it and exits with its code, as docker's
+    /// `--init` (nothing is added to the rootfs).
+    ///
+    /// # Errors
+    /// As [`create`](Self::create).
+    pub async fn create_with_init(
+        &self,
+        config: ContainerConfig,
+        options: RunOptions,
+        init: bool,
+    ) -> Result<ContainerDetails, Error> {
         proto::validate_name("namespace", &config.ns)?;
         proto::validate_name("name", &config.name)?;
         if let Some(s) = options.stop_signal.filter(|s| !(1..=64).contains(s)) {
@@ -319,7 +335,7 @@ impl SupervisorHandle {
         }
         let (ns, name) = (config.ns.clone(), config.name.clone());
         let h = self.registry.reserve(&ns, &name).await?;
-        match h.create(config, options).await {
+        match h.create(config, options, init).await {
             Ok(d) => Ok(d),
             Err(e) => {
                 // Created but failed to start: it exists, keep it for
@@ -493,6 +509,33 @@ impl SupervisorHandle {
         self.get(ns, name).await?.wait().await
     }
 
+    /// Gives a container a new name, free in its namespace. Only the name
+    /// changes (its log and cgroup keep theirs); it may be running.
+    ///
+    /// # Errors
+    /// An invalid or taken new name, or an unknown container.
+    pub async fn rename(&self, ns: &str, name: &str, new_name: &str) -> Result<(), Error> {
+        proto::validate_name("namespace", ns)?;
+        proto::validate_name("name", name)?;
+        proto::validate_name("new_name", new_name)?;
+        if name == new_name {
+            return Err(Error::invalid(format!(
+                "new_name: the container is called {name:?} already"
+            )));
+        }
+        let h = self.registry.alias(ns, name, new_name).await?;
+        match h.rename(name.to_string(), new_name.to_string()).await {
+            Ok(()) => {
+                self.registry.forget(ns, name).await;
+                Ok(())
+            }
+            Err(e) => {
+                self.registry.forget(ns, new_name).await;
+                Err(e)
+            }
+        }
+    }
+
     /// Releases every resource of the container and removes its log
     /// files (or moves them aside, [`Config::keep_logs`]).
     ///
@@ -511,6 +554,30 @@ impl SupervisorHandle {
     /// # Errors
     /// Unknown container.
     pub async fn logs(&self, ns: &str, name: &str, opts: LogOptions) -> Result<LogStream, Error> {
+        self.log_stream(ns, name, opts, false).await
+    }
+
+    /// As [`logs`](Self::logs), one line per chunk, each with the time it
+    /// was written (`logs -t`).
+    ///
+    /// # Errors
+    /// Unknown container.
+    pub async fn logs_lines(
+        &self,
+        ns: &str,
+        name: &str,
+        opts: LogOptions,
+    ) -> Result<LogStream, Error> {
+        self.log_stream(ns, name, opts, true).await
+    }
+
+    async fn log_stream(
+        &self,
+        ns: &str,
+        name: &str,
+        opts: LogOptions,
+        per_line: bool,
+    ) -> Result<LogStream, Error> {
         let h = self.get(ns, name).await?;
         // Subscribed first: an exit between the look and the follow is
         // not missed.
@@ -523,6 +590,7 @@ impl SupervisorHandle {
             running,
             exits,
             (ns.to_string(), name.to_string()),
+            per_line,
         ))
     }
 

@@ -25,6 +25,10 @@ pub struct LogChunk {
     pub stream: Stream,
     /// Whole lines, newline included where the container wrote one.
     pub data: Vec<u8>,
+    /// When the first of them was written (unix nanoseconds), if its
+    /// record says. From [`SupervisorHandle::logs_lines`](crate::SupervisorHandle::logs_lines)
+    /// each chunk is one line.
+    pub time: Option<i64>,
 }
 
 /// A log being read: chunks in order, then the end.
@@ -97,6 +101,8 @@ impl Assembler {
 struct Sender {
     tx: mpsc::Sender<Result<LogChunk, Error>>,
     current: Option<LogChunk>,
+    /// One line per chunk (with its time).
+    per_line: bool,
 }
 
 impl Sender {
@@ -104,13 +110,14 @@ impl Sender {
         if self
             .current
             .as_ref()
-            .is_some_and(|c| c.stream != line.stream || c.data.len() >= CHUNK)
+            .is_some_and(|c| self.per_line || c.stream != line.stream || c.data.len() >= CHUNK)
         {
             self.flush().await?;
         }
         let c = self.current.get_or_insert_with(|| LogChunk {
             stream: line.stream,
             data: Vec::new(),
+            time: line.time,
         });
         c.data.extend_from_slice(&line.text);
         Ok(())
@@ -154,22 +161,29 @@ fn read_records(
 
 /// Starts reading `path`'s log for `opts`. `exits` tells a follower the
 /// container is done (subscribe before the first read: nothing is missed).
+/// With `per_line`, each chunk is one line.
 pub(crate) fn stream(
     path: PathBuf,
     opts: LogOptions,
     running: bool,
     mut exits: broadcast::Receiver<proto::api::Event>,
     who: (String, String),
+    per_line: bool,
 ) -> LogStream {
-    let (tx, rx) = mpsc::channel(8);
+    let (tx, rx) = mpsc::channel(if per_line { 64 } else { 8 });
     tokio::spawn(async move {
-        let mut sender = Sender { tx, current: None };
+        let mut sender = Sender {
+            tx,
+            current: None,
+            per_line,
+        };
         let old = {
             let path = path.clone();
             let opts = opts.clone();
-            tokio::task::spawn_blocking(move || read_all(&path, &opts)).await
+            let finished = !(opts.follow && running);
+            tokio::task::spawn_blocking(move || read_all(&path, &opts, finished)).await
         };
-        let (lines, mut live) = match old {
+        let (lines, mut live, mut asm) = match old {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 let _ = sender.tx.send(Err(e)).await;
@@ -189,7 +203,6 @@ pub(crate) fn stream(
             let _ = sender.flush().await;
             return;
         }
-        let mut asm = Assembler::default();
         let mut done = false;
         loop {
             if sender.flush().await.is_err() {
@@ -260,9 +273,14 @@ pub(crate) fn stream(
     LogStream { rx }
 }
 
-/// Reads what the log holds now, with tail and since applied; returns the
-/// lines and the live file, positioned after them, for a follower.
-fn read_all(path: &Path, opts: &LogOptions) -> Result<(Vec<Line>, Option<std::fs::File>), Error> {
+/// What [`read_all`] read: the lines, the live file positioned after
+/// them and the unfinished line, for a follower.
+type ReadAll = (Vec<Line>, Option<std::fs::File>, Assembler);
+
+/// Reads what the log holds now, with tail and since applied. With
+/// `finished` (no more is coming), the container's last words without a
+/// newline count as a line; else they are left for the follower.
+fn read_all(path: &Path, opts: &LogOptions, finished: bool) -> Result<ReadAll, Error> {
     let mut asm = Assembler::default();
     let mut lines = VecDeque::new();
     let mut live = None;
@@ -293,8 +311,7 @@ fn read_all(path: &Path, opts: &LogOptions) -> Result<(Vec<Line>, Option<std::fs
             live = Some(file);
         }
     }
-    if !opts.follow {
-        // The container's last words without a newline count as a line.
+    if finished {
         for l in asm.rest() {
             lines.push_back(l);
         }
@@ -304,7 +321,7 @@ fn read_all(path: &Path, opts: &LogOptions) -> Result<(Vec<Line>, Option<std::fs
             }
         }
     }
-    Ok((lines.into(), live))
+    Ok((lines.into(), live, asm))
 }
 
 /// One look at a followed log: new lines of the open file and, once it
@@ -417,7 +434,7 @@ mod tests {
                 (5, "out", false, "four"),
             ],
         );
-        let all = |o: LogOptions| text(&read_all(&log, &o).unwrap().0);
+        let all = |o: LogOptions| text(&read_all(&log, &o, !o.follow).unwrap().0);
         assert_eq!(all(LogOptions::default()), "one\ntwo\nthree\nfour");
         assert_eq!(
             all(LogOptions {

@@ -21,6 +21,13 @@ enum Msg {
         key: Key,
         reply: oneshot::Sender<Result<ContainerHandle, Error>>,
     },
+    /// Claims `to` for the container called `from`: both names lead to
+    /// it until the rename is done (`Forget` of one of them).
+    Alias {
+        from: Key,
+        to: String,
+        reply: oneshot::Sender<Result<ContainerHandle, Error>>,
+    },
     Get {
         key: Key,
         reply: oneshot::Sender<Option<ContainerHandle>>,
@@ -95,6 +102,7 @@ impl Registry {
                     &forgetter,
                     &key.0,
                     &key.1,
+                    &key.1,
                     Some((m, guard)),
                 );
                 (key, h)
@@ -127,6 +135,18 @@ impl Registry {
         self.ask(|reply| Msg::Reserve { key, reply }).await?
     }
 
+    /// Claims `to` for the container `name` (see [`Msg::Alias`]).
+    pub(crate) async fn alias(
+        &self,
+        ns: &str,
+        name: &str,
+        to: &str,
+    ) -> Result<ContainerHandle, Error> {
+        let from = (ns.to_string(), name.to_string());
+        let to = to.to_string();
+        self.ask(|reply| Msg::Alias { from, to, reply }).await?
+    }
+
     /// Finds a container.
     pub(crate) async fn get(&self, ns: &str, name: &str) -> Result<ContainerHandle, Error> {
         let key = (ns.to_string(), name.to_string());
@@ -150,28 +170,51 @@ impl Registry {
     }
 }
 
+/// A name in use.
+fn taken(ns: &str, name: &str) -> Error {
+    Error::new(
+        proto::ErrorKind::AlreadyExists,
+        format!(
+            "container {name:?} exists already in namespace {ns:?} \
+             (a run whose answer was lost may have created it: inspect shows it)"
+        ),
+    )
+}
+
 impl RegistryActor {
+    /// The state dir name for a new container called `name`: its name,
+    /// unless a container renamed since holds that dir; then `name@N`
+    /// (`@` is in no name, so it never meets one).
+    fn free_dir_name(&self, ns: &str, name: &str) -> String {
+        let held = |d: &str| {
+            self.containers
+                .iter()
+                .any(|((n, _), h)| n == ns && h.dir_name == d)
+        };
+        if !held(name) {
+            return name.to_string();
+        }
+        (1u32..)
+            .map(|i| format!("{name}@{i}"))
+            .find(|d| !held(d))
+            .unwrap_or_default()
+    }
+
     async fn run(mut self) {
         while let Some(msg) = self.rx.recv().await {
             match msg {
                 Msg::Reserve { key, reply } => {
                     let r = if self.containers.contains_key(&key) {
-                        Err(Error::new(
-                            proto::ErrorKind::AlreadyExists,
-                            format!(
-                                "container {:?} exists already in namespace {:?} \
-                                 (a run whose answer was lost may have created it: \
-                                 inspect shows it)",
-                                key.1, key.0
-                            ),
-                        ))
+                        Err(taken(&key.0, &key.1))
                     } else {
+                        let dir_name = self.free_dir_name(&key.0, &key.1);
                         let h = ContainerHandle::spawn(
                             &self.config,
                             &self.bus,
                             &self.forgetter,
                             &key.0,
                             &key.1,
+                            &dir_name,
                             None,
                         );
                         self.containers.insert(key, h.clone());
@@ -179,14 +222,38 @@ impl RegistryActor {
                     };
                     let _ = reply.send(r);
                 }
+                Msg::Alias { from, to, reply } => {
+                    let to = (from.0.clone(), to);
+                    let r = if self.containers.contains_key(&to) {
+                        Err(Error::new(
+                            proto::ErrorKind::AlreadyExists,
+                            format!(
+                                "new_name: container {:?} exists already in namespace {:?}",
+                                to.1, to.0
+                            ),
+                        ))
+                    } else {
+                        match self.containers.get(&from).cloned() {
+                            Some(h) => {
+                                self.containers.insert(to, h.clone());
+                                Ok(h)
+                            }
+                            None => Err(Error::not_found(&from.0, &from.1)),
+                        }
+                    };
+                    let _ = reply.send(r);
+                }
                 Msg::Get { key, reply } => {
                     let _ = reply.send(self.containers.get(&key).cloned());
                 }
                 Msg::List { ns, reply } => {
+                    // A container being renamed is under both names: once.
+                    let mut seen = std::collections::BTreeSet::new();
                     let v = self
                         .containers
                         .iter()
                         .filter(|((n, _), _)| ns.as_ref().is_none_or(|want| want == n))
+                        .filter(|((n, _), h)| seen.insert((n.clone(), h.dir_name.clone())))
                         .map(|(k, h)| (k.clone(), h.clone()))
                         .collect();
                     let _ = reply.send(v);

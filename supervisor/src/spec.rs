@@ -38,9 +38,21 @@ pub(crate) struct Meta {
     /// none: 10 s).
     #[serde(default)]
     pub stop_timeout: Option<u32>,
+    /// The state dir's name when it is not the container's name: a
+    /// renamed container keeps its dir, log and cgroup (protocol 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    /// Runs under contd's init (protocol 7, `--init`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
 }
 
 impl Meta {
+    /// The name of the container's state dir.
+    pub(crate) fn dir_name(&self) -> &str {
+        self.dir.as_deref().unwrap_or(&self.name)
+    }
+
     /// The request as given, or what an older `meta.json` says of it.
     pub(crate) fn config(&self) -> ContainerConfig {
         self.config.clone().unwrap_or_else(|| ContainerConfig {
@@ -94,6 +106,12 @@ const NSFS_MAGIC: i64 = 0x6e73_6673;
 /// Labels are metadata, not storage: their keys and values together stay
 /// under 64 KiB (every message that carries them stays far below a frame).
 const MAX_LABEL_BYTES: usize = 64 * 1024;
+
+/// Asks the runtime for its init as the container's pid 1 (`--init`),
+/// through the annotation runtime-core reads.
+pub(crate) fn with_init(spec: &mut Value) {
+    spec["annotations"][runtime_core::INIT_ANNOTATION] = "true".into();
+}
 
 pub(crate) fn build(c: &ContainerConfig, cgroup_path: &str) -> Result<(Value, Vec<String>), Error> {
     proto::validate_name("namespace", &c.ns)?;
