@@ -119,6 +119,10 @@ enum Command {
         /// duration ago (10s, 5m, 2h).
         #[arg(long, value_name = "TIME", value_parser = parse_since)]
         since: Option<i64>,
+        /// Start each line with the time it was written (RFC 3339, UTC,
+        /// nanoseconds).
+        #[arg(short, long)]
+        timestamps: bool,
         /// Container name.
         name: String,
     },
@@ -135,6 +139,14 @@ enum Command {
         /// Container names (or unique prefixes of them).
         #[arg(value_name = "NAME", required = true)]
         names: Vec<String>,
+    },
+    /// Give a container a new name (its log and cgroup keep theirs; it may
+    /// be running).
+    Rename {
+        /// Container name (or a unique prefix of it).
+        name: String,
+        /// The new name.
+        new_name: String,
     },
     /// Show a container's processes.
     Top {
@@ -362,6 +374,11 @@ struct CreateArgs {
     #[arg(long, value_name = "SECS")]
     stop_timeout: Option<u32>,
 
+    /// Run an init as pid 1 that reaps zombies and passes signals on to
+    /// the command (contd's own; nothing is added to the rootfs).
+    #[arg(long)]
+    init: bool,
+
     /// Read environment variables from a file: KEY=VALUE lines, or KEY for
     /// contctl's own value; # starts a comment (repeatable; -e wins).
     #[arg(long, value_name = "FILE")]
@@ -547,8 +564,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Create(args) => {
             let mut client = Client::connect(&socket)?;
             let stop = (args.stop_signal, args.stop_timeout);
+            let init = args.init;
             let (config, name) = container_config(ns, args, false)?;
-            match client.request(&create_request(config, false, stop))? {
+            match client.request(&create_request(config, false, stop, init))? {
                 Response::Details(_) => {}
                 other => return Err(unexpected(&other)),
             }
@@ -560,6 +578,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Unpause { names } => {
             each_name(&socket, &ns, names, |ns, name| Request::Resume { ns, name })
+        }
+        Command::Rename { name, new_name } => {
+            let name = resolve(&socket, &ns, &name)?;
+            let req = Request::Rename { ns, name, new_name };
+            match Client::connect(&socket)?.request(&req)? {
+                Response::Ok => Ok(ExitCode::SUCCESS),
+                other => Err(unexpected(&other)),
+            }
         }
         Command::Top { name } => {
             let name = resolve(&socket, &ns, &name)?;
@@ -613,6 +639,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             follow,
             tail,
             since,
+            timestamps,
             name,
         } => {
             let name = resolve(&socket, &ns, &name)?;
@@ -621,7 +648,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 since,
                 follow,
             };
-            stream_logs(&mut Client::connect(&socket)?, ns, name, options)?;
+            let mut client = Client::connect(&socket)?;
+            stream_logs(&mut client, ns, name, options, timestamps)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Stop { time, names } => {
@@ -748,6 +776,10 @@ fn check_names(cli: &Cli) -> Result<(), NameError> {
             None
         }
         Command::Top { name } | Command::Update { name, .. } => Some(name.as_str()),
+        Command::Rename { name, new_name } => {
+            validate_name("name", new_name)?;
+            Some(name.as_str())
+        }
         Command::Ps { .. } => None,
         Command::Pause { names }
         | Command::Unpause { names }
@@ -789,22 +821,29 @@ fn socket_path(flag: Option<PathBuf>) -> PathBuf {
 }
 
 /// The create request: the one every contd knows, or with lifecycle
-/// options (`--rm`, `--stop-signal`, `--stop-timeout`: protocol 6).
+/// options (`--rm`, `--stop-signal`, `--stop-timeout`: protocol 6;
+/// `--init`: protocol 7).
 fn create_request(
     config: ContainerConfig,
     auto_remove: bool,
     (stop_signal, stop_timeout): (Option<i32>, Option<u32>),
+    init: bool,
 ) -> Request {
-    if !auto_remove && stop_signal.is_none() && stop_timeout.is_none() {
-        return Request::CreateContainer(config);
-    }
-    Request::CreateContainerWith {
-        config,
-        options: proto::api::RunOptions {
-            auto_remove,
-            stop_signal,
-            stop_timeout,
-        },
+    let options = proto::api::RunOptions {
+        auto_remove,
+        stop_signal,
+        stop_timeout,
+    };
+    if init {
+        Request::CreateContainerWithInit {
+            config,
+            options,
+            init,
+        }
+    } else if options != proto::api::RunOptions::default() {
+        Request::CreateContainerWith { config, options }
+    } else {
+        Request::CreateContainer(config)
     }
 }
 
@@ -874,9 +913,10 @@ fn container_config(
 fn run_container(socket: &Path, ns: String, args: RunArgs) -> anyhow::Result<ExitCode> {
     let (stdin, tty) = (args.create.interactive, args.create.tty);
     let stop = (args.create.stop_signal, args.create.stop_timeout);
+    let init = args.create.init;
     let (config, name) = container_config(ns.clone(), args.create, args.detach)?;
     let mut client = Client::connect(socket)?;
-    match client.request(&create_request(config, args.rm, stop))? {
+    match client.request(&create_request(config, args.rm, stop, init))? {
         Response::Details(_) => {}
         other => return Err(unexpected(&other)),
     }
@@ -1384,23 +1424,33 @@ fn stream_logs(
     ns: String,
     name: String,
     options: LogOptions,
+    timestamps: bool,
 ) -> anyhow::Result<()> {
-    let req = if options == LogOptions::default() {
+    let req = if timestamps {
+        Request::LogsTimed { ns, name, options }
+    } else if options == LogOptions::default() {
         Request::Logs { ns, name }
     } else {
         Request::LogsWith { ns, name, options }
     };
     let mut resp = client.request(&req)?;
     loop {
-        match resp {
-            Response::LogData { stream, data } => match output::write_log(stream, &data) {
-                Ok(()) => {}
-                // Nobody reads any more: not an error, just the end.
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
-                Err(e) => return Err(anyhow::Error::new(e).context("write log")),
-            },
+        let written = match resp {
+            Response::LogData { stream, data } => output::write_log(stream, &data),
+            Response::LogLine { stream, time, data } => {
+                let mut line = proto::time::rfc3339_nanos(time).into_bytes();
+                line.push(b' ');
+                line.extend_from_slice(&data);
+                output::write_log(stream, &line)
+            }
             Response::LogEnd => return Ok(()),
             other => return Err(unexpected(&other)),
+        };
+        match written {
+            Ok(()) => {}
+            // Nobody reads any more: not an error, just the end.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(anyhow::Error::new(e).context("write log")),
         }
         resp = client.next_response()?;
     }

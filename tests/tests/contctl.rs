@@ -902,3 +902,141 @@ fn stop_uses_the_containers_stop_signal_and_timeout() {
     assert_eq!(bad.status.code(), Some(125));
     env.ok(&["rm", "usr1", "deaf"]);
 }
+
+#[test]
+fn rename_changes_only_the_name_even_of_a_running_container() {
+    let mut env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap().to_string();
+    let run_d = |name: &str, script: &str| {
+        env.ok(&["run", "-d", "--name", name, &root, "sh", "-c", script]);
+    };
+    run_d("first", "echo one; sleep 100");
+    let pid = env.inspect("first")["pid"].clone();
+    // By a unique prefix, as docker takes an id prefix; it prints nothing.
+    assert_eq!(env.ok(&["rename", "fir", "renamed"]), "");
+    let d = env.inspect("renamed");
+    assert_eq!(d["status"], "running");
+    assert_eq!(d["pid"], pid);
+    let gone = env.contctl(&["inspect", "first"]);
+    assert_eq!(gone.status.code(), Some(125));
+    assert!(stderr(&gone).contains("no container"), "{}", stderr(&gone));
+    // The old name is free again, for a container with its own log and
+    // cgroup (the renamed one keeps the ones it was created with).
+    run_d("first", "echo two; sleep 100");
+    env.wait_for("both logs", 10, || {
+        env.ok(&["logs", "renamed"]) == "one\n" && env.ok(&["logs", "first"]) == "two\n"
+    });
+    let names = env.ok(&["ps", "-q"]);
+    let mut names: Vec<&str> = names.lines().collect();
+    names.sort_unstable();
+    assert_eq!(names, ["first", "renamed"]);
+    // A taken or invalid new name is refused and changes nothing.
+    let taken = env.contctl(&["rename", "renamed", "first"]);
+    assert_eq!(taken.status.code(), Some(125));
+    assert!(
+        stderr(&taken).contains("\"first\" exists already"),
+        "{}",
+        stderr(&taken)
+    );
+    let bad = env.contctl(&["rename", "renamed", "no/slash"]);
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(stderr(&bad).contains("invalid name"), "{}", stderr(&bad));
+    assert_eq!(env.inspect("renamed")["status"], "running");
+    // The new name survives a SIGKILL of contd; the container still works
+    // under it.
+    env.stop_contd(libc::SIGKILL);
+    env.start_contd();
+    assert_eq!(env.inspect("renamed")["pid"], pid);
+    assert_eq!(
+        env.ok(&["exec", "renamed", "echo", "still here"]),
+        "still here\n"
+    );
+    env.ok(&["rename", "renamed", "again"]);
+    env.ok(&["stop", "-t", "0", "again"]);
+    assert_eq!(env.inspect("again")["exit_code"], 137);
+    env.ok(&["rm", "-f", "again", "first"]);
+    assert!(
+        env.leftover_cgroups().is_empty(),
+        "{:?}",
+        env.leftover_cgroups()
+    );
+    let left: Vec<_> = std::fs::read_dir(env.state_dir.join("default"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn init_reaps_orphans_passes_signals_and_keeps_the_code() {
+    let env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap();
+    // The command is pid 2 under contd's init; an orphan it leaves behind
+    // is reaped, not left a zombie; the code is the command's.
+    let out = env.contctl(&[
+        "run",
+        "--init",
+        "--name",
+        "reaped",
+        root,
+        "sh",
+        "-c",
+        "sh -c 'sleep 0.2 & exit 0'; sleep 1; echo pid1=$(cat /proc/1/comm) me=$$; \
+         ps -o stat,comm | grep -c '^Z' ; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "pid1=contd-init me=2\n0\n");
+    // SIGTERM reaches the command (a pid 1 without a handler would
+    // ignore it, and stop would wait 10 s for SIGKILL).
+    env.ok(&[
+        "run", "-d", "--init", "--name", "sleeper", root, "sleep", "100",
+    ]);
+    let t = Instant::now();
+    env.ok(&["stop", "sleeper"]);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(env.inspect("sleeper")["exit_code"], 143);
+    // Without --init the command is pid 1.
+    assert_eq!(
+        env.ok(&["run", "--name", "plain", root, "sh", "-c", "echo $$"]),
+        "1\n"
+    );
+    env.ok(&["rm", "reaped", "sleeper", "plain"]);
+}
+
+#[test]
+fn logs_with_timestamps() {
+    let env = TestEnv::new();
+    let root = env.rootfs.to_str().unwrap();
+    let before = proto::time::now_nanos();
+    env.ok(&[
+        "run",
+        "--name",
+        "stamped",
+        root,
+        "sh",
+        "-c",
+        "echo a; echo b >&2; printf c",
+    ]);
+    let after = proto::time::now_nanos();
+    let out = env.contctl(&["logs", "-t", "stamped"]);
+    assert_eq!(out.status.code(), Some(0));
+    let check = |text: &str, want: &[&str]| {
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        assert_eq!(lines.len(), want.len(), "{text:?}");
+        for (line, want) in lines.iter().zip(want) {
+            let (stamp, rest) = line.split_once(' ').unwrap();
+            let t = proto::time::parse_rfc3339(stamp).unwrap_or_else(|| panic!("{line:?}"));
+            assert!(before <= t && t <= after, "{stamp} not within the run");
+            assert!(stamp.ends_with('Z') && stamp.len() == 30, "{stamp}");
+            assert_eq!(&rest, want);
+        }
+    };
+    // The monitor ends the last, unterminated line at the container's exit.
+    check(&stdout(&out), &["a\n", "c\n"]);
+    check(&stderr(&out), &["b\n"]);
+    // With --tail, and from a follower.
+    let out = env.contctl(&["logs", "-t", "-f", "-n", "1", "stamped"]);
+    check(&stdout(&out), &["c\n"]);
+    env.ok(&["rm", "stamped"]);
+}

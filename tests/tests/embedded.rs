@@ -135,12 +135,19 @@ fn every_operation_through_an_embedded_supervisor() {
         drop(logs);
 
         // top, stats, update.
-        let top = h.top(NS, "a").await.unwrap();
-        assert!(
-            top.iter()
-                .any(|p| p.pid == init && p.command == "sleep 1000"),
-            "{top:?}"
-        );
+        // The shell printed hello just before it execs sleep: polled.
+        let deadline = std::time::Instant::now() + T;
+        loop {
+            let top = h.top(NS, "a").await.unwrap();
+            if top
+                .iter()
+                .any(|p| p.pid == init && p.command == "sleep 1000")
+            {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{top:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let st = h.stats(NS, "a").await.unwrap();
         assert!(st.pids_current >= 1 && st.memory_usage > 0, "{st:?}");
         h.update(
