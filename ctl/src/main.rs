@@ -150,6 +150,9 @@ enum Command {
     },
     /// Show a container's processes.
     Top {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
         /// Container name.
         name: String,
     },
@@ -178,7 +181,11 @@ enum Command {
         names: Vec<String>,
     },
     /// Show contctl's and contd's versions and protocols.
-    Version,
+    Version {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// About contd.
     System {
         #[command(subcommand)]
@@ -486,12 +493,12 @@ fn parse_output(s: &str) -> Result<Output, String> {
     }
 }
 
-/// Output formats of `events` and `stats`.
+/// Output formats of `events`, `stats`, `top`, `version` and `system info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
-    /// Aligned columns.
+    /// Aligned columns, or lines.
     Table,
-    /// A JSON array of `inspect` objects.
+    /// JSON.
     Json,
 }
 
@@ -549,7 +556,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => run_container(&socket, ns, args),
-        Command::Version => version(&socket),
+        Command::Version { format } => version(&socket, format),
         Command::System {
             command: SystemCommand::Info { format },
         } => system_info(&socket, format),
@@ -587,10 +594,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 other => Err(unexpected(&other)),
             }
         }
-        Command::Top { name } => {
+        Command::Top { name, format } => {
             let name = resolve(&socket, &ns, &name)?;
             match Client::connect(&socket)?.request(&Request::Top { ns, name })? {
-                Response::Processes(list) => output::print(&output::top(&list))?,
+                Response::Processes(list) => output::print(&match format {
+                    Format::Table => output::top(&list),
+                    Format::Json => output::pretty(&serde_json::to_value(&list)?)?,
+                })?,
                 other => return Err(unexpected(&other)),
             }
             Ok(ExitCode::SUCCESS)
@@ -767,7 +777,7 @@ fn check_names(cli: &Cli) -> Result<(), NameError> {
         Command::Events { .. }
         | Command::Generate { .. }
         | Command::Completion { .. }
-        | Command::Version
+        | Command::Version { .. }
         | Command::System { .. } => None,
         Command::Restart { names, .. } => {
             for n in names {
@@ -775,7 +785,7 @@ fn check_names(cli: &Cli) -> Result<(), NameError> {
             }
             None
         }
-        Command::Top { name } | Command::Update { name, .. } => Some(name.as_str()),
+        Command::Top { name, .. } | Command::Update { name, .. } => Some(name.as_str()),
         Command::Rename { name, new_name } => {
             validate_name("name", new_name)?;
             Some(name.as_str())
@@ -1010,10 +1020,16 @@ fn ps(
     no_trunc: bool,
     format: &Output,
 ) -> anyhow::Result<ExitCode> {
-    let mut list = match Client::connect(socket)?.request(&Request::ListDetails { ns: Some(ns) })? {
+    let mut client = Client::connect(socket)?;
+    let mut list = match client.request(&Request::ListDetails {
+        ns: Some(ns.clone()),
+    })? {
         Response::DetailsList(v) => v,
         other => return Err(unexpected(&other)),
     };
+    if list.is_empty() {
+        empty_namespace_hint(&mut client, &ns);
+    }
     if !all {
         list.retain(|i| i.status != Status::Exited);
     }
@@ -1034,6 +1050,23 @@ fn ps(
     };
     output::print(&text)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A namespace with no container at all is often a typo of `--ns`: says
+/// so on stderr (stdout keeps the empty listing), naming the namespaces
+/// that hold containers.
+fn empty_namespace_hint(client: &mut Client, ns: &str) {
+    if !client.speaks(&Request::Namespaces) {
+        return;
+    }
+    if let Ok(Response::Namespaces(all)) = client.request(&Request::Namespaces) {
+        if !all.iter().any(|n| n == ns) && !all.is_empty() {
+            eprintln!(
+                "contctl: namespace {ns:?} holds no containers; these do: {} (--ns NS)",
+                all.join(", ")
+            );
+        }
+    }
 }
 
 /// `--filter KEY=VALUE` of `ps`.
@@ -1300,15 +1333,28 @@ fn stats(
 }
 
 /// `version`: ours, then contd's (or why it cannot be reached).
-fn version(socket: &Path) -> anyhow::Result<ExitCode> {
-    output::print(&format!(
+fn version(socket: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    let client_line = format!(
         "Client: contctl {} (protocol {})\n",
         env!("CARGO_PKG_VERSION"),
         proto::PROTOCOL_VERSION
-    ))?;
+    );
+    if format == Format::Table {
+        // The client's half even when contd cannot be reached, as docker.
+        output::print(&client_line)?;
+    }
     let client = Client::connect(socket)?;
     let (server, protocol) = client.server();
-    output::print(&format!("Server: {server} (protocol {protocol} agreed)\n"))?;
+    output::print(&match format {
+        Format::Table => format!("Server: {server} (protocol {protocol} agreed)\n"),
+        Format::Json => output::pretty(&serde_json::json!({
+            "client": {
+                "version": env!("CARGO_PKG_VERSION"),
+                "protocol": proto::PROTOCOL_VERSION,
+            },
+            "server": { "version": server, "protocol": protocol },
+        }))?,
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

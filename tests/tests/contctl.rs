@@ -486,6 +486,22 @@ fn restart_version_system_info_and_env_files() {
     assert_eq!(info["namespaces"]["default"]["exited"], 1);
     let text = env.ok(&["system", "info"]);
     assert!(text.contains("  default: 1 exited, 1 running"), "{text}");
+    // JSON wherever a listing or an object is printed.
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["version", "--format", "json"])).unwrap();
+    assert_eq!(v["server"]["protocol"], proto::PROTOCOL_VERSION);
+    let top: serde_json::Value =
+        serde_json::from_str(&env.ok(&["top", "--format", "json", "r"])).unwrap();
+    assert_eq!(top[0]["command"], "sleep 1000");
+    // A namespace with no containers: an empty listing, and a hint.
+    let other = env.contctl(&["--ns", "nosuch", "ps"]);
+    assert_eq!(other.status.code(), Some(0));
+    assert_eq!(stdout(&other).lines().count(), 1, "{}", stdout(&other));
+    assert!(
+        stderr(&other).contains("namespace \"nosuch\" holds no containers; these do: default"),
+        "{}",
+        stderr(&other)
+    );
     env.ok(&["rm", "-f", "r", "envf"]);
 }
 
