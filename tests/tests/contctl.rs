@@ -112,14 +112,23 @@ fn signals_to_a_foreground_run_reach_the_container() {
     let script = "trap 'echo got INT; exit 7' INT; echo ready; while true; do sleep 0.05; done";
     // A foreground run of `script` as `name`, once it said "ready".
     let ready = |extra: &[&str], name: &str| {
-        let mut child = contctl(&env)
-            .arg("run")
+        let mut cmd = contctl(&env);
+        cmd.arg("run")
             .args(extra)
             .args(["--name", name, root, "sh", "-c", script])
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stdout(Stdio::piped());
+        // SIGINT as a terminal's user has it, whatever this test inherited
+        // (a shell's background job starts with SIGINT ignored).
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
