@@ -172,6 +172,15 @@ pub(crate) fn exec_self(args: &Args, h: &Handover) -> io::Error {
     if let Some(c) = &args.seccomp_cache {
         argv.extend(["--seccomp-cache".to_string(), c.display().to_string()]);
     }
+    if let Some(b) = &args.bundle {
+        argv.extend(["--bundle".to_string(), b.display().to_string()]);
+    }
+    if let Some(s) = &args.shim {
+        match serde_json::to_string(s) {
+            Ok(json) => argv.extend(["--shim".to_string(), json]),
+            Err(e) => return io::Error::other(e),
+        }
+    }
     let Ok(argv) = argv
         .into_iter()
         .map(CString::new)
@@ -179,7 +188,8 @@ pub(crate) fn exec_self(args: &Args, h: &Handover) -> io::Error {
     else {
         return io::Error::new(io::ErrorKind::InvalidInput, "NUL in an argument");
     };
-    let fds = adopt.fds();
+    let mut fds = adopt.fds();
+    fds.extend(args.shim.as_ref().map(|s| s.fds()).unwrap_or_default());
     for &fd in &fds {
         if let Err(e) = crate::sys::set_cloexec(fd, false) {
             restore(&fds);
@@ -200,13 +210,15 @@ fn restore(fds: &[RawFd]) {
     }
 }
 
-/// Takes over the fds `a` names after the re-exec: closes every other fd
-/// from 3 on and marks the kept ones close-on-exec again.
+/// Takes over the fds `a` names after the re-exec (and `extra`, the
+/// shim's): closes every other fd from 3 on and marks the kept ones
+/// close-on-exec again.
 ///
 /// # Errors
 /// If a named fd is not open.
-pub(crate) fn take(a: &Adopt) -> io::Result<Handover> {
+pub(crate) fn take(a: &Adopt, extra: &[RawFd]) -> io::Result<Handover> {
     let mut keep = a.fds();
+    keep.extend_from_slice(extra);
     keep.sort_unstable();
     let mut next = 3;
     for &fd in &keep {

@@ -29,11 +29,15 @@
 //! - `oom`: live OOM-kill notifications (cgroup v1 eventfd, v2 inotify).
 //! - `sys`: the few raw system calls.
 
+mod fifo;
 mod handover;
 mod log;
 mod oom;
+mod pb;
 mod server;
+mod shim;
 mod sys;
+mod ttrpc;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -74,6 +78,11 @@ pub(crate) struct Args {
     /// monitor moves into before it creates the container, out of
     /// contd's own.
     pub cgroup: Option<String>,
+    /// `--bundle DIR`: the OCI bundle, if not `DIR/bundle` of the state
+    /// dir (a shim's is containerd's bundle, which is its state dir too).
+    pub bundle: Option<PathBuf>,
+    /// `--shim JSON`: this monitor is containerd's shim for a task.
+    pub shim: Option<shim::ShimArgs>,
 }
 
 /// Reads the arguments (without the program name).
@@ -87,6 +96,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut adopt = None;
     let mut seccomp_cache = None;
     let mut cgroup = None;
+    let mut bundle = None;
+    let mut shim = None;
     let mut log_limits = LogLimits::default();
     while let Some(flag) = it.next() {
         if flag == "--stdin" {
@@ -108,6 +119,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--id" => id = Some(value),
             "--seccomp-cache" => seccomp_cache = Some(PathBuf::from(value)),
             "--cgroup" => cgroup = Some(value),
+            "--bundle" => bundle = Some(PathBuf::from(value)),
+            "--shim" => {
+                shim = Some(serde_json::from_str(&value).map_err(|e| format!("bad --shim: {e}"))?)
+            }
             "--adopt" => adopt = Some(handover::Adopt::parse(&value)?),
             "--sync-fd" => sync_fd = Some(value.parse().map_err(|_| "bad --sync-fd")?),
             "--log-max-size" => {
@@ -150,11 +165,26 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         adopt,
         seccomp_cache,
         cgroup,
+        bundle,
+        shim,
     })
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
+    let argv: Vec<String> = std::env::args().collect();
+    // containerd runs us as containerd-shim-contd-v2 (a link to this
+    // binary): the shim's commands.
+    let name = argv
+        .first()
+        .and_then(|a| a.rsplit('/').next())
+        .unwrap_or_default();
+    if name.starts_with("containerd-shim") {
+        return shim::main(&argv[1..]);
+    }
+    if argv.get(1).map(String::as_str) == Some("--shim-serve") {
+        shim::serve(argv.get(2).map(String::as_str).unwrap_or_default());
+    }
+    let args = match parse_args(argv.into_iter().skip(1)) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("contd-monitor: {e}");
@@ -254,14 +284,7 @@ fn daemon(args: Args, sync: OwnedFd, in_v2: bool) -> Result<(), ()> {
         sync
     };
     sys::close_range(4, std::os::fd::RawFd::MAX);
-    if let Ok(null) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-    {
-        let _ = nix::unistd::dup2_stdin(&null);
-        let _ = nix::unistd::dup2_stdout(&null);
-        let _ = nix::unistd::dup2_stderr(&null);
+    if let Some(null) = sys::stdio_to_null() {
         // The sync fd may have been 0, 1 or 2 (contd passes its pipe as
         // stdout): then /dev/null took that number, and it must stay open.
         if null.as_raw_fd() <= 2 {

@@ -22,6 +22,8 @@ use proto::monitor::{ExecRequest, MonitorEvent, MonitorState, Ready, Request, Re
 use proto::{ErrorKind, ErrorReply, ExitRecord, FrameError, Hello, Status};
 use runtime_core::{Container, CreateOptions, Stdio};
 
+mod shim;
+
 use crate::handover::Handover;
 use crate::log::{LogWriter, Stream};
 use crate::Args;
@@ -127,6 +129,8 @@ struct Monitor {
     execs: Vec<Exec>,
     next_exec: u32,
     next_client: u64,
+    /// containerd's task API, when this monitor is its shim.
+    shim: Option<Box<shim::Shim>>,
 }
 
 /// A process exec'd into the container.
@@ -139,6 +143,8 @@ struct Exec {
     stdin: Option<std::fs::File>,
     /// Exit code once reaped; reported when the output is drained.
     code: Option<i32>,
+    /// Has a terminal (its master is `stdin` and `outputs[0]`).
+    tty: bool,
 }
 
 /// What a poll slot is.
@@ -151,6 +157,7 @@ enum Slot {
     Stdin,
     Client(usize),
     ExecOutput(usize, usize),
+    Shim(shim::ShimSlot),
 }
 
 fn report(sync: OwnedFd, ready: &Ready) {
@@ -271,7 +278,9 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
     };
     let mut opts = CreateOptions::new(
         args.id.clone(),
-        args.state_dir.join("bundle"),
+        args.bundle
+            .clone()
+            .unwrap_or_else(|| args.state_dir.join("bundle")),
         args.state_dir.join("runtime"),
     );
     opts.stdio = Stdio {
@@ -366,10 +375,13 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
     // otherwise delay that answer (two cores: init and we hold both). The
     // connection waits in the backlog; without one the exec goes ahead
     // after a short while.
-    let _ = nix::poll::poll(
-        &mut [PollFd::new(h.listener.as_fd(), PollFlags::POLLIN)],
-        PollTimeout::from(REEXEC_WAIT_MS),
-    );
+    // (A shim has no supervisor to wait for.)
+    if args.shim.is_none() {
+        let _ = nix::poll::poll(
+            &mut [PollFd::new(h.listener.as_fd(), PollFlags::POLLIN)],
+            PollTimeout::from(REEXEC_WAIT_MS),
+        );
+    }
     // Returns only if the re-exec failed: then this process serves.
     let _ = crate::handover::exec_self(&args, &h);
     serve(args, Some(container), h)
@@ -385,7 +397,8 @@ fn block_sigchld() -> nix::Result<SigSet> {
 /// The serving process after the re-exec (see [`crate::handover`]): takes
 /// over the fds, finds the container again and serves it.
 pub(crate) fn adopt(args: Args, a: &crate::handover::Adopt) -> Result<(), ()> {
-    let h = match crate::handover::take(a) {
+    let extra = args.shim.as_ref().map(|s| s.fds()).unwrap_or_default();
+    let h = match crate::handover::take(a, &extra) {
         Ok(h) => h,
         // Nothing to serve with; the supervisor sees the monitor gone.
         Err(_) => return Err(()),
@@ -438,6 +451,17 @@ fn serve(args: Args, container: Option<Container>, h: Handover) -> Result<(), ()
     let oom_events = container
         .as_ref()
         .and_then(|c| crate::oom::OomWatch::register(c.cgroup_path()));
+    let shim = match args.shim.clone().map(shim::Shim::adopt).transpose() {
+        Ok(s) => s.map(Box::new),
+        // containerd's connection is lost with it: end the container
+        // rather than hold it unreachable.
+        Err(_) => {
+            if let Some(c) = container {
+                let _ = c.delete(true);
+            }
+            return Err(());
+        }
+    };
     let mut m = Monitor {
         oom_events,
         oom_seen: false,
@@ -469,7 +493,11 @@ fn serve(args: Args, container: Option<Container>, h: Handover) -> Result<(), ()
         drain_deadline: None,
         exit: None,
         released: false,
+        shim,
     };
+    if m.shim.is_some() {
+        m.shim_created();
+    }
     // An exit before the signalfd existed is a pending signal it reports;
     // look once anyway.
     m.reap();
@@ -501,6 +529,7 @@ impl Monitor {
                     Slot::Stdin => self.flush_stdin(),
                     Slot::Client(i) => client_ready[i] = true,
                     Slot::Listener => accept = true,
+                    Slot::Shim(s) => self.shim_ready(s, &mut buf),
                 }
             }
             self.finish_execs();
@@ -533,12 +562,21 @@ impl Monitor {
                 self.flush(i);
             }
             self.drop_dead_clients();
+            self.shim_turn();
+            if self.shim.as_ref().is_some_and(|s| s.finished()) {
+                self.shim_cleanup();
+                return;
+            }
             if !self.released && self.linger_deadline.is_some_and(|d| Instant::now() >= d) {
                 // No supervisor came for it: release by ourselves; the
                 // exit record stays on disk for the next one.
                 let _ = self.release();
             }
-            if self.released && self.clients.iter().all(|c| c.wbuf.is_empty()) {
+            // A shim stays until containerd shuts it down.
+            if self.released
+                && self.shim.is_none()
+                && self.clients.iter().all(|c| c.wbuf.is_empty())
+            {
                 return;
             }
         }
@@ -581,11 +619,17 @@ impl Monitor {
             slots.push(Slot::Client(i));
             fds.push(PollFd::new(c.stream.as_fd(), ev));
         }
+        if let Some(s) = &self.shim {
+            let mut shim_slots = Vec::new();
+            s.slots(&mut shim_slots, &mut fds);
+            slots.extend(shim_slots.into_iter().map(Slot::Shim));
+        }
         let deadline = [
             self.drain_deadline.filter(|_| self.exit.is_none()),
             self.linger_deadline.filter(|_| !self.released),
             self.kill_deadline,
             self.compact_deadline,
+            self.shim.as_ref().and_then(|s| s.deadline()),
         ]
         .into_iter()
         .flatten()
@@ -707,6 +751,7 @@ impl Monitor {
     /// Pushes an event to the subscribed connections (the supervisor's
     /// live link); one that has fallen too far behind is cut off.
     fn publish(&mut self, ev: MonitorEvent) {
+        self.shim_event(&ev);
         self.broadcast(&Response::Event(ev), |c| c.subscribed);
     }
 
@@ -766,10 +811,17 @@ impl Monitor {
                 Ok(0) => {
                     self.outputs[i] = None;
                     self.log.finish(stream);
+                    if let Some(s) = self.shim.as_deref_mut() {
+                        s.output_done(i);
+                    }
                     return;
                 }
                 Ok(n) => {
-                    self.log.feed(stream, &buf[..n]);
+                    // A shim's output goes to containerd's fifos instead.
+                    match self.shim.as_deref_mut() {
+                        Some(s) => s.output(i, &buf[..n]),
+                        None => self.log.feed(stream, &buf[..n]),
+                    }
                     // No copy, no frame for nobody: this is the log's path.
                     if self.clients.iter().any(|c| c.attached) {
                         self.broadcast(
@@ -787,6 +839,9 @@ impl Monitor {
                 Err(_) => {
                     self.outputs[i] = None;
                     self.log.finish(stream);
+                    if let Some(s) = self.shim.as_deref_mut() {
+                        s.output_done(i);
+                    }
                     return;
                 }
             }
@@ -806,6 +861,11 @@ impl Monitor {
                 }
                 Ok(n) => {
                     let (id, owner) = (x.id, x.owner);
+                    if let Some(s) = self.shim.as_deref_mut() {
+                        if s.exec_output(id, i, &buf[..n]) {
+                            continue;
+                        }
+                    }
                     let msg = Response::ExecOutput {
                         id,
                         stream: if i == 0 {
@@ -844,6 +904,9 @@ impl Monitor {
             if let (Some(code), true) = (x.code, drained) {
                 let (id, owner) = (x.id, x.owner);
                 self.execs.remove(k);
+                if self.shim_exec_exited(id, code) {
+                    continue;
+                }
                 if let Some(c) = self.clients.iter_mut().find(|c| c.id == owner) {
                     queue(c, &Response::ExecExited { id, code });
                 }
@@ -888,6 +951,7 @@ impl Monitor {
             let _ = write_durably(&self.state_dir, EXIT_FILE, &json);
         }
         self.exit = Some(record.clone());
+        self.shim_init_exited();
         self.compact_deadline = Some(Instant::now() + COMPACT_AFTER);
         self.linger_deadline = self.linger.map(|l| Instant::now() + l);
         // Waiters get the record; so do attached clients: their attach ends.
@@ -966,24 +1030,13 @@ impl Monitor {
     }
 
     fn serve(&mut self, i: usize, buf: &mut [u8]) {
-        loop {
-            let c = &mut self.clients[i];
-            if c.closing || c.dead {
-                return;
-            }
-            match c.stream.read(buf) {
-                Ok(0) => {
-                    c.dead = true;
-                    return;
-                }
-                Ok(n) => c.rbuf.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    c.dead = true;
-                    return;
-                }
-            }
+        let c = &mut self.clients[i];
+        if c.closing || c.dead {
+            return;
+        }
+        if !crate::sys::read_ready(&mut c.stream, &mut c.rbuf, buf) {
+            c.dead = true;
+            return;
         }
         loop {
             let c = &mut self.clients[i];
@@ -1059,26 +1112,7 @@ impl Monitor {
 
         let reply = match req {
             Request::State => Response::State(self.state()),
-            Request::Start => {
-                if self.exit.is_some() || self.reaped.is_some() {
-                    conflict("container has exited")
-                } else if self.started_at.is_some() {
-                    conflict("container is already running")
-                } else {
-                    match self.container.as_mut().map(Container::start) {
-                        Some(Ok(())) => {
-                            let now = proto::time::now_nanos();
-                            self.started_at = Some(now);
-                            self.publish(MonitorEvent::Started(now));
-                            Response::Ok
-                        }
-                        Some(Err(e)) => {
-                            Response::Error(ErrorReply::new(ErrorKind::Internal, e.to_string()))
-                        }
-                        None => conflict("container is released"),
-                    }
-                }
-            }
+            Request::Start => self.start_container(),
             Request::Signal { signal } => {
                 if !(1..=64).contains(&signal) {
                     Response::Error(ErrorReply::new(
@@ -1240,6 +1274,29 @@ impl Monitor {
         queue(&mut self.clients[i], &reply);
     }
 
+    /// Starts the created container.
+    fn start_container(&mut self) -> Response {
+        let conflict = |m: &str| Response::Error(ErrorReply::new(ErrorKind::Conflict, m));
+        if self.exit.is_some() || self.reaped.is_some() {
+            conflict("container has exited")
+        } else if self.started_at.is_some() {
+            conflict("container is already running")
+        } else {
+            match self.container.as_mut().map(Container::start) {
+                Some(Ok(())) => {
+                    let now = proto::time::now_nanos();
+                    self.started_at = Some(now);
+                    self.publish(MonitorEvent::Started(now));
+                    Response::Ok
+                }
+                Some(Err(e)) => {
+                    Response::Error(ErrorReply::new(ErrorKind::Internal, e.to_string()))
+                }
+                None => conflict("container is released"),
+            }
+        }
+    }
+
     /// Pauses (`true`) or resumes the container, and says so to the
     /// subscribers.
     fn freeze(&mut self, pause: bool) -> Response {
@@ -1347,18 +1404,24 @@ impl Monitor {
         }
         process.set_terminal(Some(req.tty.is_some()));
         process.set_console_size(None);
-        match self.start_exec(i, process, &req) {
+        let owner = self.clients[i].id;
+        match self.start_process(owner, process, req.tty.is_some(), req.stdin, req.tty) {
             Ok((id, pid)) => Response::ExecStarted { id, pid },
             Err(m) => err(ErrorKind::InvalidArgument, m),
         }
     }
 
-    fn start_exec(
+    /// Starts `process` in the container for client `owner` (0: the
+    /// shim's): with a terminal of `size`, or pipes (and a stdin pipe).
+    fn start_process(
         &mut self,
-        i: usize,
-        process: oci_spec::runtime::Process,
-        req: &ExecRequest,
+        owner: u64,
+        mut process: oci_spec::runtime::Process,
+        terminal: bool,
+        with_stdin: bool,
+        size: Option<(u16, u16)>,
     ) -> Result<(u32, i32), String> {
+        process.set_terminal(Some(terminal));
         let container = self.container.as_ref().ok_or("container is released")?;
         let mut opts = runtime_core::ExecOptions::new(process);
         opts.default_oom_score_adj = Some(0);
@@ -1366,14 +1429,14 @@ impl Monitor {
         let mut console = None;
         let mut outputs = [None, None];
         let mut stdin = None;
-        if req.tty.is_some() {
+        if terminal {
             let (ours, theirs) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
             opts.console_socket = Some(OwnedFd::from(theirs));
             console = Some(ours);
         } else {
             let (out_r, out_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
             let (err_r, err_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
-            let stdin_r = if req.stdin {
+            let stdin_r = if with_stdin {
                 let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
                     .map_err(|e| format!("pipe: {e}"))?;
                 stdin = Some(nonblocking(w).map_err(|e| format!("pipe: {e}"))?);
@@ -1393,7 +1456,7 @@ impl Monitor {
             let master = runtime_core::receive_master(sock.as_fd())
                 .and_then(nonblocking)
                 .map_err(|e| format!("receive the exec's pty: {e}"))?;
-            if let Some((rows, cols)) = req.tty {
+            if let Some((rows, cols)) = size {
                 let _ = runtime_core::set_winsize(master.as_fd(), rows, cols);
             }
             stdin = master.try_clone().ok();
@@ -1404,10 +1467,11 @@ impl Monitor {
         self.execs.push(Exec {
             id,
             pid,
-            owner: self.clients[i].id,
+            owner,
             outputs,
             stdin,
             code: None,
+            tty: terminal,
         });
         Ok((id, pid))
     }
@@ -1430,16 +1494,8 @@ impl Monitor {
 
     fn flush(&mut self, i: usize) {
         let c = &mut self.clients[i];
-        while !c.wbuf.is_empty() && !c.dead {
-            match c.stream.write(&c.wbuf) {
-                Ok(0) => c.dead = true,
-                Ok(n) => {
-                    c.wbuf.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => c.dead = true,
-            }
+        if !c.dead && !crate::sys::write_ready(&mut c.stream, &mut c.wbuf) {
+            c.dead = true;
         }
         if c.wbuf.len() > MAX_PENDING_OUTPUT || (c.closing && c.wbuf.is_empty()) {
             c.dead = true;

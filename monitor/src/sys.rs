@@ -201,3 +201,48 @@ pub(crate) fn drop_code_pages() {
         unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
     }
 }
+
+/// Reads all that a non-blocking `r` has now onto `into` (`buf` is
+/// scratch); `false` once it is closed or broken.
+pub(crate) fn read_ready(r: &mut impl io::Read, into: &mut Vec<u8>, buf: &mut [u8]) -> bool {
+    loop {
+        match r.read(buf) {
+            Ok(0) => return false,
+            Ok(n) => into.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Writes what a non-blocking `w` takes now of `from`, and drops it from
+/// there; `false` once the peer is gone.
+pub(crate) fn write_ready(w: &mut impl io::Write, from: &mut Vec<u8>) -> bool {
+    while !from.is_empty() {
+        match w.write(from) {
+            Ok(0) => return false,
+            Ok(n) => {
+                from.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Points stdin, stdout and stderr at /dev/null; returns it (the caller
+/// keeps it open if it got one of those numbers).
+pub(crate) fn stdio_to_null() -> Option<std::fs::File> {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .ok()?;
+    let _ = nix::unistd::dup2_stdin(&null);
+    let _ = nix::unistd::dup2_stdout(&null);
+    let _ = nix::unistd::dup2_stderr(&null);
+    Some(null)
+}

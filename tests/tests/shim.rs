@@ -1,0 +1,490 @@
+//! contd-monitor as containerd's shim (`io.containerd.contd.v2`), driven
+//! by a private containerd from Debian through `ctr`: run in the
+//! foreground and detached, exit codes, exec, pause/resume, metrics, kill,
+//! delete, events; a container that writes while its reader and
+//! containerd are gone never blocks, and its output arrives whole once a
+//! reader is back; a SIGKILLed shim's task reports its true exit code.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use contd_tests::{bin_dir, busybox_rootfs, require_root};
+
+const RUNTIME: &str = "io.containerd.contd.v2";
+
+/// A containerd of our own whose PATH has the shim; stopped and wiped on
+/// drop, with every task it ran.
+struct Containerd {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    ids: Vec<String>,
+    rootfs: PathBuf,
+}
+
+impl Containerd {
+    fn start() -> Containerd {
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("ctrd")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::os::unix::fs::symlink(
+            bin_dir().join("contd-monitor"),
+            bin.join("containerd-shim-contd-v2"),
+        )
+        .unwrap();
+        let d = dir.path().display();
+        let config = format!(
+            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
+             [grpc]\n  address = \"{d}/c.sock\"\n\
+             [ttrpc]\n  address = \"{d}/c.sock.ttrpc\"\n\
+             [plugins.\"io.containerd.grpc.v1.cri\"]\n  disable_apparmor = true\n"
+        );
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let rootfs = busybox_rootfs(dir.path());
+        let mut c = Containerd {
+            dir,
+            child: None,
+            ids: Vec::new(),
+            rootfs,
+        };
+        c.spawn();
+        c
+    }
+
+    /// Starts (or restarts) containerd and waits until it answers.
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("containerd.log"))
+            .unwrap();
+        let path = format!(
+            "{}:{}",
+            self.dir.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(self.dir.path().join("config.toml"))
+            .env("PATH", path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("containerd is missing: run scripts/setup.sh --test");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.ctr(&["version"]).0 != 0 {
+            assert!(Instant::now() < deadline, "containerd did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn ctr_cmd(&self) -> Command {
+        let mut c = Command::new("timeout");
+        c.args(["60", "ctr", "--address"])
+            .arg(self.dir.path().join("c.sock"));
+        c
+    }
+
+    fn ctr(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.ctr_cmd().args(args).output().expect("ctr");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `ctr run` of `cmd` in `id` with contd's shim.
+    fn run(&mut self, id: &str, extra: &[&str], cmd: &[&str]) -> (i32, String, String) {
+        self.ids.push(id.to_string());
+        let root = self.rootfs.display().to_string();
+        let mut args = vec!["run", "--runtime", RUNTIME];
+        args.extend(extra);
+        args.extend(["--rootfs", &root, id]);
+        args.extend(cmd);
+        self.ctr(&args)
+    }
+
+    /// The task's line in `ctr task ls`, if any.
+    fn task_line(&self, id: &str) -> Option<String> {
+        let (_, out, _) = self.ctr(&["task", "ls"]);
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .map(str::to_string)
+    }
+
+    fn wait_status(&self, id: &str, status: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let line = self.task_line(id);
+            if line.as_deref().is_some_and(|l| l.contains(status)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "task {id} never became {status}: {line:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The task's bundle (the shim's state dir).
+    fn bundle(&self, id: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join("state/io.containerd.runtime.v2.task/default")
+            .join(id)
+    }
+
+    fn shim_pid(&self, id: &str) -> i32 {
+        std::fs::read_to_string(self.bundle(id).join("monitor.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Events while `f` runs, as `ctr events` prints them.
+    fn events_during(&self, f: impl FnOnce()) -> String {
+        // ctr itself, not under timeout(1): killed, its output ends.
+        let mut ev = Command::new("ctr")
+            .arg("--address")
+            .arg(self.dir.path().join("c.sock"))
+            .arg("events")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // `ctr events` has subscribed once it prints nothing more for a
+        // moment: give it until containerd answers another request.
+        let _ = self.ctr(&["version"]);
+        std::thread::sleep(Duration::from_millis(200));
+        f();
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = ev.kill();
+        let mut out = String::new();
+        ev.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        let _ = ev.wait();
+        out
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if self.child.is_none() {
+            self.spawn();
+        }
+        for id in self.ids.clone() {
+            let _ = self.ctr(&["task", "kill", "-s", "KILL", &id]);
+            let _ = self.ctr(&["task", "delete", "-f", &id]);
+            let _ = self.ctr(&["container", "delete", &id]);
+        }
+        self.kill();
+        // Shims left by a failed test: their pids are in the bundles.
+        for e in std::fs::read_dir(
+            self.dir
+                .path()
+                .join("state/io.containerd.runtime.v2.task/default"),
+        )
+        .into_iter()
+        .flatten()
+        .flatten()
+        {
+            if let Ok(p) = std::fs::read_to_string(e.path().join("monitor.pid")) {
+                if let Ok(pid) = p.trim().parse::<i32>() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+        for h in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for id in &self.ids {
+                let _ = std::fs::remove_dir(h.path().join("default").join(id));
+            }
+            let _ = std::fs::remove_dir(h.path().join("default"));
+        }
+    }
+}
+
+fn cgroup_left(id: &str) -> bool {
+    Path::new("/sys/fs/cgroup/memory/default").join(id).exists()
+}
+
+fn shims_of(bundle: &Path) -> usize {
+    let want = bundle.as_os_str().as_encoded_bytes();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| c.windows(want.len()).any(|w| w == want))
+        })
+        .count()
+}
+
+#[test]
+fn ctr_runs_tasks_through_the_contd_shim() {
+    let mut c = Containerd::start();
+    let n = std::process::id();
+
+    // Foreground: the output, then the container's own code.
+    let id = format!("fg-{n}");
+    let (code, out, err) = c.run(
+        &id,
+        &["--rm"],
+        &["sh", "-c", "echo hello-shim; echo to-err >&2; exit 6"],
+    );
+    assert_eq!(code, 6, "ctr run: {out} {err}");
+    assert!(out.contains("hello-shim"), "{out} {err}");
+    assert!(!cgroup_left(&id), "cgroup of {id} left");
+    assert!(!c.bundle(&id).exists(), "bundle of {id} left");
+
+    // Detached: exec, pause/resume, metrics, kill, delete.
+    let id = format!("bg-{n}");
+    let (code, out, err) = c.run(&id, &["-d"], &["sleep", "1000"]);
+    assert_eq!(code, 0, "ctr run -d: {out} {err}");
+    c.wait_status(&id, "RUNNING");
+    let pid: i32 = c
+        .task_line(&id)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(pid > 0);
+    // The shim is contd-monitor, one process for the task.
+    let shim = c.shim_pid(&id);
+    let exe = std::fs::read_link(format!("/proc/{shim}/exe")).unwrap();
+    assert_eq!(exe, bin_dir().join("contd-monitor"));
+    let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ppid: i32 = ppid
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(ppid, shim, "init is the shim's child");
+
+    let (code, out, err) = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        &id,
+        "sh",
+        "-c",
+        "echo in-exec; exit 3",
+    ]);
+    assert_eq!(code, 3, "ctr task exec: {out} {err}");
+    assert!(out.contains("in-exec"), "{out} {err}");
+
+    let (code, out, err) = c.ctr(&["task", "pause", &id]);
+    assert_eq!(code, 0, "pause: {out} {err}");
+    c.wait_status(&id, "PAUSED");
+    let (code, out, err) = c.ctr(&["task", "resume", &id]);
+    assert_eq!(code, 0, "resume: {out} {err}");
+    c.wait_status(&id, "RUNNING");
+
+    let (code, out, err) = c.ctr(&["task", "metrics", &id]);
+    assert_eq!(code, 0, "metrics: {out} {err}");
+    assert!(
+        out.contains("memory.usage_in_bytes") || out.contains("memory.usage"),
+        "{out}"
+    );
+    assert!(out.contains("pids.current"), "{out}");
+
+    let (code, out, err) = c.ctr(&["task", "ps", &id]);
+    assert_eq!(code, 0, "ps: {out} {err}");
+    assert!(out.contains(&pid.to_string()), "{out}");
+
+    let events = c.events_during(|| {
+        let (code, out, err) = c.ctr(&["task", "kill", "-s", "KILL", &id]);
+        assert_eq!(code, 0, "kill: {out} {err}");
+        c.wait_status(&id, "STOPPED");
+        // ctr's task delete tells the task's code.
+        let (code, out, err) = c.ctr(&["task", "delete", &id]);
+        assert_eq!(code, 0, "task delete: {out} {err}");
+        assert!(err.contains("exit code 137"), "task delete: {out} {err}");
+    });
+    let exit = events
+        .find("/tasks/exit")
+        .unwrap_or_else(|| panic!("{events}"));
+    let delete = events
+        .find("/tasks/delete")
+        .unwrap_or_else(|| panic!("{events}"));
+    assert!(exit < delete, "{events}");
+    assert!(events.contains("\"exit_status\":137"), "{events}");
+    let (code, out, err) = c.ctr(&["container", "delete", &id]);
+    assert_eq!(code, 0, "container delete: {out} {err}");
+    assert!(!cgroup_left(&id), "cgroup of {id} left");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shims_of(&c.bundle(&id)) > 0 {
+        assert!(Instant::now() < deadline, "the shim of {id} did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A command that does not exist: the create fails with the reason.
+    let id = format!("bad-{n}");
+    let (code, out, err) = c.run(&id, &["--rm"], &["no-such-program"]);
+    assert_ne!(code, 0, "{out} {err}");
+    assert!(err.contains("not found"), "{out} {err}");
+}
+
+#[test]
+fn a_sigkilled_shim_reports_the_true_exit_code() {
+    let mut c = Containerd::start();
+    let id = format!("dead-{}", std::process::id());
+    let (code, out, err) = c.run(
+        &id,
+        &["-d"],
+        &[
+            "sh",
+            "-c",
+            "while [ ! -e /tmp/go ]; do sleep 0.05; done; exit 3",
+        ],
+    );
+    assert_eq!(code, 0, "{out} {err}");
+    c.wait_status(&id, "RUNNING");
+    std::fs::write(c.rootfs.join("tmp/go"), "").unwrap();
+    let exit = c.bundle(&id).join("exit");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !exit.exists() {
+        assert!(Instant::now() < deadline, "no exit record");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let shim = c.shim_pid(&id);
+    let events = c.events_during(|| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(shim),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        // containerd finds the shim gone, runs `delete`, and reports what
+        // the exit record says.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while c.task_line(&id).is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "the task stayed: {:?}",
+                c.task_line(&id)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let delete = events
+        .lines()
+        .find(|l| l.contains("/tasks/delete"))
+        .unwrap_or_else(|| panic!("no delete event: {events}"));
+    assert!(delete.contains("\"exit_status\":3"), "{events}");
+    assert!(!events.contains("\"exit_status\":255"), "{events}");
+    assert!(!events.contains("\"exit_status\":137"), "{events}");
+    std::fs::remove_file(c.rootfs.join("tmp/go")).unwrap();
+}
+
+#[test]
+fn output_never_blocks_the_container_while_nobody_reads() {
+    let mut c = Containerd::start();
+    let id = format!("flood-{}", std::process::id());
+    let fifo_dir = c.dir.path().join("fifo");
+    std::fs::create_dir_all(&fifo_dir).unwrap();
+    c.ids.push(id.clone());
+    // 30000 numbered lines (about 3 MiB, 48 pipes' worth) once told to.
+    let script = "while [ ! -e /tmp/go ]; do sleep 0.05; done; \
+                  i=0; while [ $i -lt 30000 ]; do \
+                  echo \"line $i ....................................................................................\"; \
+                  i=$((i+1)); done; echo end; touch /tmp/done; sleep 1000";
+    // ctr itself (not under timeout(1)): killed, it reads no more.
+    let mut ctr = Command::new("ctr")
+        .arg("--address")
+        .arg(c.dir.path().join("c.sock"))
+        .args(["run", "--runtime", RUNTIME, "--fifo-dir"])
+        .arg(&fifo_dir)
+        .arg("--rootfs")
+        .arg(&c.rootfs)
+        .args([id.as_str(), "sh", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    c.wait_status(&id, "RUNNING");
+    // The reader goes, and containerd too.
+    let _ = ctr.kill();
+    let _ = ctr.wait();
+    c.kill();
+    std::fs::write(c.rootfs.join("tmp/go"), "").unwrap();
+    // A shim that blocked on the full fifo would hold the container at
+    // its first 64 KiB.
+    let done = c.rootfs.join("tmp/done");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the container blocked on its output"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // containerd comes back and finds the task.
+    c.spawn();
+    c.wait_status(&id, "RUNNING");
+    // A new reader of the task's stdout fifo gets every line, in order.
+    let fifo = walk(&fifo_dir)
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with("-stdout"))
+        .expect("the stdout fifo");
+    let mut f = std::fs::File::open(&fifo).unwrap();
+    let mut text = String::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !text.contains("end\n") {
+        assert!(
+            Instant::now() < deadline,
+            "output stopped after {} bytes",
+            text.len()
+        );
+        let n = f.read(&mut buf).unwrap();
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 30001, "every line, and only once");
+    for (i, l) in lines[..30000].iter().enumerate() {
+        assert!(l.starts_with(&format!("line {i} ")), "line {i} is {l:?}");
+    }
+    std::fs::remove_file(c.rootfs.join("tmp/go")).unwrap();
+    std::fs::remove_file(done).unwrap();
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
