@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use contd_tests::{bin_dir, TestEnv};
+use contd_tests::{bin_dir, Pty, TestEnv};
 
 fn contctl(env: &TestEnv) -> Command {
     let mut c = Command::new(bin_dir().join("contctl"));
@@ -303,96 +303,6 @@ fn errors_say_what_to_do() {
         assert!(out.status.success(), "{shell}");
         assert!(stdout(&out).contains("contctl"), "{shell}");
         assert!(stdout(&out).contains("sig-proxy"), "{shell}");
-    }
-}
-
-/// The test's end of a pseudo-terminal contctl runs on.
-struct Pty {
-    master: std::os::fd::OwnedFd,
-    seen: String,
-}
-
-impl Pty {
-    /// A pty of `rows`x`cols`; its slave as stdin, stdout and stderr.
-    fn new(rows: u16, cols: u16) -> (Pty, std::os::fd::OwnedFd) {
-        let ws = nix::pty::Winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        let p = nix::pty::openpty(Some(&ws), None).unwrap();
-        (
-            Pty {
-                master: p.master,
-                seen: String::new(),
-            },
-            p.slave,
-        )
-    }
-
-    fn spawn(slave: &std::os::fd::OwnedFd, cmd: &mut Command) -> std::process::Child {
-        cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
-            .stdout(Stdio::from(slave.try_clone().unwrap()))
-            .stderr(Stdio::from(slave.try_clone().unwrap()))
-            .spawn()
-            .unwrap()
-    }
-
-    fn write(&self, data: &[u8]) {
-        nix::unistd::write(&self.master, data).unwrap();
-    }
-
-    fn resize(&self, rows: u16, cols: u16) {
-        let ws = libc::winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        use std::os::fd::AsRawFd;
-        // SAFETY: a valid winsize for TIOCSWINSZ on our own pty master.
-        let r = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-        assert_eq!(r, 0);
-    }
-
-    /// Reads until what came since the last call contains `needle`.
-    fn until(&mut self, needle: &str, secs: u64) -> bool {
-        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        use std::os::fd::AsFd;
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        let mut fresh = String::new();
-        while Instant::now() < deadline {
-            let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
-            if poll(&mut fds, PollTimeout::from(100u16)).unwrap_or(0) > 0 {
-                let mut buf = [0u8; 4096];
-                match nix::unistd::read(&self.master, &mut buf) {
-                    Ok(n) if n > 0 => fresh.push_str(&String::from_utf8_lossy(&buf[..n])),
-                    _ => break,
-                }
-                if fresh.contains(needle) {
-                    self.seen.push_str(&fresh);
-                    return true;
-                }
-            }
-        }
-        self.seen.push_str(&fresh);
-        false
-    }
-
-    /// Asks the container's shell for its terminal size until it is
-    /// `want` ("ROWS COLS").
-    fn size_becomes(&mut self, want: &str) {
-        for _ in 0..50 {
-            self.write(b"stty size\r");
-            if self.until(want, 1) {
-                return;
-            }
-        }
-        panic!(
-            "the container's terminal never became {want}: {}",
-            self.seen
-        );
     }
 }
 

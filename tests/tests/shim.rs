@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use contd_tests::{bin_dir, busybox_rootfs, require_root};
+use contd_tests::{bin_dir, busybox_rootfs, require_root, Pty};
 
 const RUNTIME: &str = "io.containerd.contd.v2";
 
@@ -110,6 +110,11 @@ impl Containerd {
     /// `ctr run` of `cmd` in `id` with contd's shim.
     fn run(&mut self, id: &str, extra: &[&str], cmd: &[&str]) -> (i32, String, String) {
         self.ids.push(id.to_string());
+        self.run_again(id, extra, cmd)
+    }
+
+    /// As `run`, for an id already in `ids`.
+    fn run_again(&self, id: &str, extra: &[&str], cmd: &[&str]) -> (i32, String, String) {
         let root = self.rootfs.display().to_string();
         let mut args = vec!["run", "--runtime", RUNTIME];
         args.extend(extra);
@@ -245,15 +250,32 @@ fn ctr_runs_tasks_through_the_contd_shim() {
     let mut c = Containerd::start();
     let n = std::process::id();
 
-    // Foreground: the output, then the container's own code.
+    // Foreground: the output, then the container's own code; the events
+    // in the order containerd requires.
     let id = format!("fg-{n}");
-    let (code, out, err) = c.run(
-        &id,
-        &["--rm"],
-        &["sh", "-c", "echo hello-shim; echo to-err >&2; exit 6"],
+    c.ids.push(id.clone());
+    let events = c.events_during(|| {
+        let (code, out, err) = c.run_again(
+            &id,
+            &["--rm"],
+            &["sh", "-c", "echo hello-shim; echo to-err >&2; exit 6"],
+        );
+        assert_eq!(code, 6, "ctr run: {out} {err}");
+        assert!(out.contains("hello-shim"), "{out} {err}");
+        assert!(err.contains("to-err"), "{out} {err}");
+    });
+    let topics = topics_of(&events, &format!("\"{id}\""));
+    assert_eq!(
+        topics,
+        [
+            "/tasks/create",
+            "/tasks/start",
+            "/tasks/exit",
+            "/tasks/delete"
+        ],
+        "{events}"
     );
-    assert_eq!(code, 6, "ctr run: {out} {err}");
-    assert!(out.contains("hello-shim"), "{out} {err}");
+    assert!(events.contains("\"exit_status\":6"), "{events}");
     assert!(!cgroup_left(&id), "cgroup of {id} left");
     assert!(!c.bundle(&id).exists(), "bundle of {id} left");
 
@@ -287,18 +309,58 @@ fn ctr_runs_tasks_through_the_contd_shim() {
         .unwrap();
     assert_eq!(ppid, shim, "init is the shim's child");
 
-    let (code, out, err) = c.ctr(&[
-        "task",
-        "exec",
-        "--exec-id",
-        "e1",
-        &id,
-        "sh",
-        "-c",
-        "echo in-exec; exit 3",
-    ]);
-    assert_eq!(code, 3, "ctr task exec: {out} {err}");
-    assert!(out.contains("in-exec"), "{out} {err}");
+    let events = c.events_during(|| {
+        let (code, out, err) = c.ctr(&[
+            "task",
+            "exec",
+            "--exec-id",
+            "e1",
+            &id,
+            "sh",
+            "-c",
+            "echo in-exec; exit 3",
+        ]);
+        assert_eq!(code, 3, "ctr task exec: {out} {err}");
+        assert!(out.contains("in-exec"), "{out} {err}");
+    });
+    assert_eq!(
+        topics_of(&events, "\"e1\""),
+        ["/tasks/exec-added", "/tasks/exec-started", "/tasks/exit"],
+        "{events}"
+    );
+
+    // An exec with a terminal: it follows the window.
+    let (mut pty, slave) = Pty::new(30, 100);
+    // ctr itself, not under timeout(1), which would keep SIGWINCH.
+    let mut exec = Pty::spawn(
+        &slave,
+        Command::new("ctr")
+            .arg("--address")
+            .arg(c.dir.path().join("c.sock"))
+            .args(["task", "exec", "-t", "--exec-id", "e2", &id, "sh"]),
+    );
+    drop(slave);
+    pty.size_becomes("30 100");
+    pty.resize(40, 120);
+    // SIGWINCH until ctr has its handler (it installs it after the start)
+    // and the exec's terminal has the new size.
+    let mut resized = false;
+    for _ in 0..50 {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(exec.id() as i32),
+            nix::sys::signal::Signal::SIGWINCH,
+        )
+        .unwrap();
+        pty.write(b"stty size\r");
+        if pty.until("40 120", 1) {
+            resized = true;
+            break;
+        }
+    }
+    assert!(resized, "the exec's terminal kept its size: {}", pty.seen);
+    pty.write(b"tty; exit 4\r");
+    assert!(pty.until("/dev/pts/", 10), "{}", pty.seen);
+    assert_eq!(wait_child(&mut exec), 4, "{}", pty.seen);
 
     let (code, out, err) = c.ctr(&["task", "pause", &id]);
     assert_eq!(code, 0, "pause: {out} {err}");
@@ -474,6 +536,59 @@ fn output_never_blocks_the_container_while_nobody_reads() {
     }
     std::fs::remove_file(c.rootfs.join("tmp/go")).unwrap();
     std::fs::remove_file(done).unwrap();
+}
+
+/// The topics of the events whose line holds `needle`, in order.
+fn topics_of<'a>(events: &'a str, needle: &str) -> Vec<&'a str> {
+    events
+        .lines()
+        .filter(|l| l.contains(needle))
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("/tasks/")))
+        .collect()
+}
+
+/// Waits for a client with a deadline; its exit code.
+fn wait_child(child: &mut Child) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the client did not exit within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_terminal_task_in_the_foreground() {
+    let mut c = Containerd::start();
+    let id = format!("tty-{}", std::process::id());
+    c.ids.push(id.clone());
+    let (mut pty, slave) = Pty::new(24, 80);
+    let root = c.rootfs.display().to_string();
+    let mut run = Pty::spawn(
+        &slave,
+        c.ctr_cmd().args([
+            "run",
+            "-t",
+            "--rm",
+            "--runtime",
+            RUNTIME,
+            "--rootfs",
+            &root,
+            &id,
+            "sh",
+        ]),
+    );
+    drop(slave);
+    pty.size_becomes("24 80");
+    pty.write(b"echo typed-$((6*7))\r");
+    assert!(pty.until("typed-42", 10), "{}", pty.seen);
+    pty.write(b"exit 5\r");
+    assert_eq!(wait_child(&mut run), 5, "{}", pty.seen);
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

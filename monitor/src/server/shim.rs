@@ -166,7 +166,12 @@ impl Publisher {
         let Some(c) = self.conn.as_mut() else {
             return;
         };
-        while let Some(payload) = self.queue.pop_front() {
+        // One at a time: containerd handles requests concurrently, so
+        // the next event waits for this one's answer to keep the order.
+        if self.unacked.is_empty() {
+            let Some(payload) = self.queue.pop_front() else {
+                return;
+            };
             let stream = self.next_stream;
             self.next_stream = self.next_stream.wrapping_add(2);
             let req = pb::RpcRequest::enc(
@@ -200,6 +205,7 @@ impl Publisher {
             }
         }
         self.reap_dead();
+        self.send();
     }
 
     fn reap_dead(&mut self) {
