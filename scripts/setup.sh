@@ -5,9 +5,10 @@
 #
 #   scripts/setup.sh          what running contd needs
 #   scripts/setup.sh --test   also what the tests and benchmarks need: runc,
-#                             crun, podman, containerd (contd is compared
-#                             with them and driven by them), hyperfine, jq,
-#                             bc; the examples; contd's older releases
+#                             crun, podman, containerd, docker.io (contd is
+#                             compared with them and driven by them; none is
+#                             started as a service), hyperfine, jq, bc; the
+#                             examples; contd's older releases
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +41,7 @@ command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
 if [ "$test" = 1 ]; then
     command -v runc >/dev/null 2>&1 || need+=(runc)          # benchmarks compare against it
     command -v podman >/dev/null 2>&1 || need+=(podman)      # runtime-core/tests/podman.rs drives contd-runtime
-    command -v containerd >/dev/null 2>&1 || need+=(containerd)  # runtime-core/tests/containerd.rs: the runc shim drives contd-runtime
+    command -v containerd >/dev/null 2>&1 || need+=(containerd)  # tests/tests/{shim,containerd_runc}.rs drive contd's shim and contd-runtime
     command -v crun >/dev/null 2>&1 || need+=(crun)          # bench/runtime.sh compares against it
     command -v jq >/dev/null 2>&1 || need+=(jq)              # bench/runtime.sh edits config.json
     command -v hyperfine >/dev/null 2>&1 || need+=(hyperfine)
@@ -51,6 +52,14 @@ if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# tests/tests/docker.rs: Docker Engine with contd-runtime. Without its
+# recommends (needrestart, apparmor...): nothing here runs it as a service.
+if [ "$test" = 1 ] && ! command -v dockerd >/dev/null 2>&1; then
+    echo "setup: installing docker.io"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends docker.io >/dev/null
 fi
 
 if [ "$test" = 1 ]; then

@@ -249,6 +249,7 @@ pub(crate) fn prepare(
         } else {
             None
         };
+        zero_weight_is_unset(&mut r);
         m.set(&r).map_err(|e| undo(format!("set resources: {e}")))?;
         // cgroups-rs's OCI mapping leaves kernelTCP out; validate() made
         // sure this is a v1 host that has it.
@@ -434,8 +435,24 @@ pub fn update(path: &str, resources: &LinuxResources) -> Result<(), CgroupError>
         return Err(err(path, "does not exist"));
     }
     let mut m = FsManager::new(path).map_err(|e| err(path, format!("open: {e}")))?;
-    m.set(resources)
+    let mut r = resources.clone();
+    zero_weight_is_unset(&mut r);
+    m.set(&r)
         .map_err(|e| err(path, format!("update resources: {e}")))
+}
+
+/// A block I/O weight of 0 means "not set", as runc reads it: docker sends
+/// `blockIO.weight: 0` for every container, and a kernel without a
+/// proportional I/O scheduler has no `blkio.weight` file to write it to.
+fn zero_weight_is_unset(r: &mut LinuxResources) {
+    if let Some(b) = r.block_io_mut().as_mut() {
+        if b.weight() == Some(0) {
+            b.set_weight(None);
+        }
+        if b.leaf_weight() == Some(0) {
+            b.set_leaf_weight(None);
+        }
+    }
 }
 
 /// Freezes (`true`) or thaws the cgroup.
@@ -752,6 +769,18 @@ mod tests {
 
     fn resources(v: serde_json::Value) -> LinuxResources {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_zero_io_weight_is_no_weight() {
+        // What docker sends for every container.
+        let mut r = resources(serde_json::json!({"blockIO": {"weight": 0, "leafWeight": 0}}));
+        zero_weight_is_unset(&mut r);
+        let b = r.block_io().as_ref().unwrap();
+        assert_eq!((b.weight(), b.leaf_weight()), (None, None));
+        let mut r = resources(serde_json::json!({"blockIO": {"weight": 300}}));
+        zero_weight_is_unset(&mut r);
+        assert_eq!(r.block_io().as_ref().unwrap().weight(), Some(300));
     }
 
     #[test]

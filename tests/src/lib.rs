@@ -7,6 +7,8 @@
 //! The binaries come from the workspace's `target/debug` (the README's test
 //! command builds them before running the tests).
 
+pub mod containerd;
+
 use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
