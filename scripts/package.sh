@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Debian package of contd: the binaries (contd, contd-monitor,
-# contctl, contd-runtime), the systemd unit, the example configuration as
+# contctl, contd-runtime, and containerd-shim-contd-v2, a link to
+# contd-monitor), the systemd unit, the example configuration as
 # /etc/contd/config.toml (a conffile), and man pages generated from the
 # binaries' own command-line definitions.
 #
@@ -45,6 +46,8 @@ for b in contd contd-monitor contctl contd-runtime; do
     install -m 0755 "$bin/$b" "$root/usr/bin/$b"
 done
 strip --strip-unneeded "$root"/usr/bin/*
+# containerd's shim for io.containerd.contd.v2 is contd-monitor itself.
+ln -s contd-monitor "$root/usr/bin/containerd-shim-contd-v2"
 install -m 0644 contrib/systemd/contd.service "$root/lib/systemd/system/contd.service"
 install -m 0644 contrib/config.toml "$root/etc/contd/config.toml"
 "$bin/contd" --generate man | gzip -9n > "$root/usr/share/man/man8/contd.8.gz"

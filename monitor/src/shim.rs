@@ -389,6 +389,15 @@ fn create(args: &ShimArgs, conn: &UnixStream, stream: u32, req: TaskRequest) -> 
             "restoring a checkpoint is not implemented",
         );
     }
+    if [&req.stdout, &req.stderr]
+        .iter()
+        .any(|p| p.starts_with("binary:"))
+    {
+        return Status::new(
+            Code::Unimplemented,
+            "binary:// log URIs are not implemented by contd: use a fifo or file://",
+        );
+    }
     if req.id != args.id {
         return Status::new(
             Code::InvalidArgument,

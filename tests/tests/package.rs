@@ -42,7 +42,11 @@ fn the_package_installs_the_binaries_unit_config_and_man_pages() {
         .lines()
         .filter(|l| !l.starts_with('d'))
         .map(|l| {
-            l.rsplit(' ')
+            // A link's line ends in " -> target".
+            l.split(" -> ")
+                .next()
+                .unwrap()
+                .rsplit(' ')
                 .next()
                 .unwrap()
                 .trim_start_matches('.')
@@ -56,6 +60,7 @@ fn the_package_installs_the_binaries_unit_config_and_man_pages() {
         [
             "/etc/contd/config.toml",
             "/lib/systemd/system/contd.service",
+            "/usr/bin/containerd-shim-contd-v2",
             "/usr/bin/contctl",
             "/usr/bin/contd",
             "/usr/bin/contd-monitor",
@@ -66,6 +71,11 @@ fn the_package_installs_the_binaries_unit_config_and_man_pages() {
             "/usr/share/man/man1/contctl.1.gz",
             "/usr/share/man/man8/contd.8.gz",
         ]
+    );
+    // containerd's shim is the monitor, under the name containerd runs.
+    assert_eq!(
+        std::fs::read_link(root.join("usr/bin/containerd-shim-contd-v2")).unwrap(),
+        PathBuf::from("contd-monitor")
     );
     let control = sh(Command::new("dpkg-deb").arg("-I").arg(&deb));
     assert!(control.contains("Package: contd"), "{control}");

@@ -152,12 +152,54 @@ fn ctr_runs_tasks_through_the_contd_shim() {
     );
     assert!(out.contains("pids.current"), "{out}");
 
+    // Update (ctr 1.6 has no `task update`: the request as containerd
+    // sends it, on the shim's socket): a memory limit, in the cgroup.
+    let resources = br#"{"memory":{"limit":67108864}}"#;
+    let any = pb_bytes(
+        1,
+        b"types.containerd.io/opencontainers/runtime-spec/1/LinuxResources",
+    )
+    .into_iter()
+    .chain(pb_bytes(2, resources))
+    .collect::<Vec<u8>>();
+    let req: Vec<u8> = pb_bytes(1, id.as_bytes())
+        .into_iter()
+        .chain(pb_bytes(2, &any))
+        .collect();
+    let (code, message) = task_call(&c.bundle(&id), "Update", &req);
+    assert_eq!((code, message.as_str()), (0, ""));
+    let limit = std::fs::read_to_string(
+        Path::new("/sys/fs/cgroup/memory/default")
+            .join(&id)
+            .join("memory.limit_in_bytes"),
+    )
+    .unwrap();
+    assert_eq!(limit.trim(), "67108864");
+    // Checkpoint: Unimplemented (containerd's NotImplemented), not NotFound.
+    let (code, message) = task_call(&c.bundle(&id), "Checkpoint", &pb_bytes(1, id.as_bytes()));
+    assert_eq!(code, 12, "{message}");
+    let (code, out, err) = c.ctr(&["task", "checkpoint", &id]);
+    assert_ne!(code, 0, "checkpoint: {out} {err}");
+    assert!(err.contains("not implemented"), "checkpoint: {out} {err}");
+
     let (code, out, err) = c.ctr(&["task", "ps", &id]);
     assert_eq!(code, 0, "ps: {out} {err}");
     assert!(out.contains(&pid.to_string()), "{out}");
 
     let events = c.events_during(|| {
-        let (code, out, err) = c.ctr(&["task", "kill", "-s", "KILL", &id]);
+        // Every process of the task (a second one from an exec).
+        let (code, out, err) = c.ctr(&[
+            "task",
+            "exec",
+            "-d",
+            "--exec-id",
+            "e3",
+            &id,
+            "sleep",
+            "1000",
+        ]);
+        assert_eq!(code, 0, "exec -d: {out} {err}");
+        let (code, out, err) = c.ctr(&["task", "kill", "--all", "-s", "KILL", &id]);
         assert_eq!(code, 0, "kill: {out} {err}");
         c.wait_status(&id, "STOPPED");
         // ctr's task delete tells the task's code.
@@ -181,6 +223,21 @@ fn ctr_runs_tasks_through_the_contd_shim() {
         assert!(Instant::now() < deadline, "the shim of {id} did not exit");
         std::thread::sleep(Duration::from_millis(50));
     }
+
+    // A log file instead of fifos (ctr --log-uri file://).
+    let id = format!("logfile-{n}");
+    let log = c.dir.path().join("task.log");
+    let uri = format!("file://{}", log.display());
+    let (code, out, err) = c.run(
+        &id,
+        &["-d", "--log-uri", &uri],
+        &["sh", "-c", "echo to-the-file"],
+    );
+    assert_eq!(code, 0, "{out} {err}");
+    c.wait_status(&id, "STOPPED");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "to-the-file\n");
+    let (code, out, err) = c.ctr(&["task", "delete", &id]);
+    assert_eq!(code, 0, "{out} {err}");
 
     // A command that does not exist: the create fails with the reason.
     let id = format!("bad-{n}");
@@ -311,6 +368,67 @@ fn output_never_blocks_the_container_while_nobody_reads() {
     }
     std::fs::remove_file(c.rootfs.join("tmp/go")).unwrap();
     std::fs::remove_file(done).unwrap();
+}
+
+/// A protobuf length-delimited field.
+fn pb_bytes(field: u8, data: &[u8]) -> Vec<u8> {
+    let mut out = vec![field << 3 | 2];
+    let mut n = data.len();
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    out.extend_from_slice(data);
+    out
+}
+
+/// One `containerd.task.v2.Task` call on the shim's ttrpc socket (its
+/// address is in the bundle): the status code and message of the answer.
+fn task_call(bundle: &Path, method: &str, payload: &[u8]) -> (u64, String) {
+    use std::io::Write;
+    let address = std::fs::read_to_string(bundle.join("address")).unwrap();
+    let mut s =
+        std::os::unix::net::UnixStream::connect(address.trim().trim_start_matches("unix://"))
+            .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let req: Vec<u8> = pb_bytes(1, b"containerd.task.v2.Task")
+        .into_iter()
+        .chain(pb_bytes(2, method.as_bytes()))
+        .chain(pb_bytes(3, payload))
+        .collect();
+    let mut frame = (req.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&1u32.to_be_bytes());
+    frame.extend_from_slice(&[1, 0]);
+    frame.extend_from_slice(&req);
+    s.write_all(&frame).unwrap();
+    let mut head = [0u8; 10];
+    s.read_exact(&mut head).unwrap();
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    // Response{status: 1 {code: 1, message: 2}, payload: 2}: the status.
+    let (mut code, mut message) = (0, String::new());
+    if body.first() == Some(&0x0a) {
+        let n = body[1] as usize;
+        let status = &body[2..2 + n];
+        let mut i = 0;
+        while i < status.len() {
+            match status[i] {
+                0x08 => {
+                    code = u64::from(status[i + 1]);
+                    i += 2;
+                }
+                0x12 => {
+                    let m = status[i + 1] as usize;
+                    message = String::from_utf8_lossy(&status[i + 2..i + 2 + m]).into_owned();
+                    i += 2 + m;
+                }
+                _ => break,
+            }
+        }
+    }
+    (code, message)
 }
 
 /// The topics of the events whose line holds `needle`, in order.

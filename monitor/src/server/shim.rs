@@ -279,10 +279,22 @@ fn open_stdin(path: &str) -> Option<std::fs::File> {
         .ok()
 }
 
+/// Where a process's stream goes: a fifo (a path, or `fifo://`), or a
+/// log file (`file://`, appended to). `binary://` is refused at create.
 fn sink(path: &str, spill: PathBuf) -> Option<FifoSink> {
-    (!path.is_empty())
-        .then(|| FifoSink::open(std::path::Path::new(path), spill).ok())
-        .flatten()
+    if path.is_empty() {
+        return None;
+    }
+    if let Some(file) = path.strip_prefix("file://") {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .ok()?;
+        return Some(FifoSink::new(f, spill, crate::fifo::SPILL_LIMIT));
+    }
+    let fifo = path.strip_prefix("fifo://").unwrap_or(path);
+    FifoSink::open(std::path::Path::new(fifo), spill).ok()
 }
 
 fn status(code: Code, m: impl Into<String>) -> Status {
