@@ -137,12 +137,19 @@ fn ctr_runs_tasks_through_the_contd_shim() {
     assert!(pty.until("/dev/pts/", 10), "{}", pty.seen);
     assert_eq!(wait_child(&mut exec), 4, "{}", pty.seen);
 
-    let (code, out, err) = c.ctr(&["task", "pause", &id]);
-    assert_eq!(code, 0, "pause: {out} {err}");
-    c.wait_status(&id, "PAUSED");
-    let (code, out, err) = c.ctr(&["task", "resume", &id]);
-    assert_eq!(code, 0, "resume: {out} {err}");
-    c.wait_status(&id, "RUNNING");
+    let events = c.events_during(|| {
+        let (code, out, err) = c.ctr(&["task", "pause", &id]);
+        assert_eq!(code, 0, "pause: {out} {err}");
+        c.wait_status(&id, "PAUSED");
+        let (code, out, err) = c.ctr(&["task", "resume", &id]);
+        assert_eq!(code, 0, "resume: {out} {err}");
+        c.wait_status(&id, "RUNNING");
+    });
+    assert_eq!(
+        topics_of(&events, &format!("\"{id}\"")),
+        ["/tasks/paused", "/tasks/resumed"],
+        "{events}"
+    );
 
     let (code, out, err) = c.ctr(&["task", "metrics", &id]);
     assert_eq!(code, 0, "metrics: {out} {err}");
@@ -453,6 +460,34 @@ fn wait_child(child: &mut Child) -> i32 {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn the_shim_says_its_version_and_runtime_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let shim = dir.path().join("containerd-shim-contd-v2");
+    std::os::unix::fs::symlink(bin_dir().join("contd-monitor"), &shim).unwrap();
+    let out = Command::new(&shim).arg("-v").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
+    assert!(text.contains(RUNTIME), "{text}");
+    // -info: a RuntimeInfo protobuf whose name (field 1) is the runtime's.
+    let out = Command::new(&shim)
+        .arg("-info")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout[0], 0x0a);
+    assert_eq!(
+        &out.stdout[2..2 + out.stdout[1] as usize],
+        RUNTIME.as_bytes()
+    );
+    // Anything else: a usage error naming what it takes.
+    let out = Command::new(&shim).arg("bogus").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("start, delete"));
 }
 
 #[test]
