@@ -531,3 +531,143 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// An OCI image archive of `rootfs` (one uncompressed layer) named `name`,
+/// for `ctr image import`.
+fn oci_archive(rootfs: &Path, out: &Path, name: &str) {
+    let work = tempfile::tempdir().unwrap();
+    let blobs = work.path().join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    // Stores a blob; its digest and size.
+    let blob = |data: &[u8]| -> (String, usize) {
+        let tmp = work.path().join("blob");
+        std::fs::write(&tmp, data).unwrap();
+        let sum = Command::new("sha256sum").arg(&tmp).output().unwrap();
+        let digest = String::from_utf8_lossy(&sum.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        std::fs::rename(&tmp, blobs.join(&digest)).unwrap();
+        (digest, data.len())
+    };
+    let layer = Command::new("tar")
+        .arg("-C")
+        .arg(rootfs)
+        .args(["-cf", "-", "."])
+        .output()
+        .unwrap();
+    assert!(layer.status.success());
+    let (l, ls) = blob(&layer.stdout);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{l}"]}},"config":{{"Cmd":["/bin/sh"],"Env":["PATH=/bin"]}}}}"#
+    );
+    let (c, cs) = blob(config.as_bytes());
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{c}","size":{cs}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:{l}","size":{ls}}}]}}"#
+    );
+    let (m, ms) = blob(manifest.as_bytes());
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{m}","size":{ms},"annotations":{{"io.containerd.image.name":"{name}"}}}}]}}"#
+    );
+    std::fs::write(work.path().join("index.json"), index).unwrap();
+    std::fs::write(
+        work.path().join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(work.path())
+        .arg("-cf")
+        .arg(out)
+        .args(["oci-layout", "index.json", "blobs"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// Mounts under the containerd's dir.
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let d = dir.display().to_string();
+    std::fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|m| m.starts_with(&d))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn an_image_rootfs_is_mounted_by_the_shim_and_unmounted() {
+    let mut c = Containerd::start();
+    let n = std::process::id();
+    let image = "docker.io/library/contd-busybox:latest";
+    let archive = c.dir.path().join("image.tar");
+    oci_archive(&c.rootfs, &archive, image);
+    let archive = archive.display().to_string();
+    let (code, out, err) = c.ctr(&["image", "import", &archive]);
+    assert_eq!(code, 0, "import: {out} {err}");
+    // An overlay from the snapshotter, and bind mounts from `native`.
+    for snapshotter in ["overlayfs", "native"] {
+        let id = format!("img-{snapshotter}-{n}");
+        c.ids.push(id.clone());
+        let (code, out, err) = c.ctr(&[
+            "run",
+            "--rm",
+            "--snapshotter",
+            snapshotter,
+            "--runtime",
+            RUNTIME,
+            image,
+            &id,
+            "sh",
+            "-c",
+            "echo from-the-image; grep ' / ' /proc/mounts; exit 4",
+        ]);
+        assert_eq!(code, 4, "{snapshotter}: {out} {err}");
+        assert!(out.contains("from-the-image"), "{out} {err}");
+        if snapshotter == "overlayfs" {
+            assert!(out.contains("overlay / overlay"), "{out}");
+        }
+        assert!(
+            mounts_under(c.dir.path()).is_empty(),
+            "{:?}",
+            mounts_under(c.dir.path())
+        );
+    }
+    // A shim SIGKILLed with its task running: containerd's `delete` ends
+    // the task and unmounts its rootfs.
+    let id = format!("img-killed-{n}");
+    c.ids.push(id.clone());
+    let (code, out, err) = c.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        image,
+        &id,
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(code, 0, "{out} {err}");
+    c.wait_status(&id, "RUNNING");
+    assert!(!mounts_under(c.dir.path()).is_empty());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(c.shim_pid(&id)),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.task_line(&id).is_some() || !mounts_under(c.dir.path()).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "task {:?}, mounts {:?}",
+            c.task_line(&id),
+            mounts_under(c.dir.path())
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!cgroup_left(&id), "cgroup of {id} left");
+}
