@@ -475,6 +475,49 @@ mod tests {
     }
 
     #[test]
+    fn random_bytes_never_panic_any_decoder() {
+        let methods = [
+            "State",
+            "Create",
+            "Start",
+            "Delete",
+            "Pids",
+            "Pause",
+            "Resume",
+            "Checkpoint",
+            "Kill",
+            "Exec",
+            "ResizePty",
+            "CloseIO",
+            "Update",
+            "Wait",
+            "Stats",
+            "Connect",
+            "Shutdown",
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..20_000 {
+            let len = (next() % 64) as usize;
+            let mut buf: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            // Half the time, a well-formed start with a wild length.
+            if round % 2 == 0 && !buf.is_empty() {
+                buf[0] = 0x0a;
+            }
+            let _ = RpcRequest::decode(&buf);
+            let _ = Any::decode(&buf);
+            for m in methods {
+                let _ = TaskRequest::decode(Method::of(m).unwrap(), &buf);
+            }
+        }
+    }
+
+    #[test]
     fn timestamps_split_seconds_and_nanos() {
         let t = timestamp(1_700_000_000_123_456_789).finish();
         let f = fields(&t).unwrap();
