@@ -18,8 +18,11 @@ use std::path::{Path, PathBuf};
 
 /// Pending output kept in memory before the spill file is used.
 const MEMORY: usize = 64 << 10;
-/// The spill file's bound (bytes not yet drained).
-pub(crate) const SPILL_LIMIT: u64 = 1 << 30;
+/// The spill file's bound (bytes not yet drained). The bundle is on a
+/// tmpfs on most nodes: this is memory.
+pub(crate) const SPILL_LIMIT: u64 = 256 << 20;
+/// Drained spill is given back (a hole punched) in steps of this much.
+const PUNCH: u64 = 1 << 20;
 
 #[derive(Debug)]
 pub(crate) struct FifoSink {
@@ -31,6 +34,8 @@ pub(crate) struct FifoSink {
     spill_path: PathBuf,
     spill_read: u64,
     spill_len: u64,
+    /// Drained bytes before this offset are punched out of the file.
+    punched: u64,
     limit: u64,
     dropped: u64,
     /// Close once the pending output is drained (the process ended).
@@ -60,6 +65,7 @@ impl FifoSink {
             spill_path,
             spill_read: 0,
             spill_len: 0,
+            punched: 0,
             limit,
             dropped: 0,
             closing: false,
@@ -176,6 +182,7 @@ impl FifoSink {
             };
             let w = self.write_now(&buf[..n]);
             self.spill_read += w as u64;
+            self.punch();
             if w < n {
                 return;
             }
@@ -185,10 +192,28 @@ impl FifoSink {
             self.spill = None;
             self.spill_read = 0;
             self.spill_len = 0;
+            self.punched = 0;
             let _ = std::fs::remove_file(&self.spill_path);
         }
         if self.closing {
             self.fifo = None;
+        }
+    }
+
+    /// Gives back what the reader has taken from the spill file, so a
+    /// reader that keeps pace without catching up does not grow it.
+    fn punch(&mut self) {
+        let upto = self.spill_read / PUNCH * PUNCH;
+        if upto <= self.punched {
+            return;
+        }
+        if let Some(f) = self.spill.as_ref() {
+            let flags = nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
+                | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
+            let len = (upto - self.punched) as i64;
+            if nix::fcntl::fallocate(f, flags, self.punched as i64, len).is_ok() {
+                self.punched = upto;
+            }
         }
     }
 
@@ -263,6 +288,32 @@ mod tests {
         assert_eq!(sink.dropped(), 0);
         assert!(!dir.path().join("spill").exists());
         assert!(sink.fd().is_none());
+    }
+
+    #[test]
+    fn drained_spill_is_given_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = fifo(dir.path());
+        let spill = dir.path().join("spill");
+        let mut sink = FifoSink::new(open_fifo_rw(&p).unwrap(), spill.clone(), 1 << 30);
+        let chunk = vec![b'x'; 64 << 10];
+        for _ in 0..64 {
+            sink.write(&chunk);
+        }
+        let blocks = |p: &Path| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(p).unwrap().blocks()
+        };
+        let before = blocks(&spill);
+        // A reader takes about half; the rest still waits.
+        let mut reader = std::fs::File::open(&p).unwrap();
+        let mut buf = vec![0u8; 64 << 10];
+        for _ in 0..32 {
+            sink.drain();
+            let _ = reader.read(&mut buf).unwrap();
+        }
+        assert!(sink.pending());
+        assert!(blocks(&spill) < before, "{} !< {before}", blocks(&spill));
     }
 
     #[test]

@@ -141,8 +141,10 @@ struct Exec {
     owner: u64,
     outputs: [Option<std::fs::File>; 2],
     stdin: Option<std::fs::File>,
-    /// Exit code once reaped; reported when the output is drained.
+    /// Exit code once reaped; reported when the output is drained, or
+    /// [`DRAIN`] after the reaping (a child it left may hold the output).
     code: Option<i32>,
+    reaped_at: Option<Instant>,
     /// Has a terminal (its master is `stdin` and `outputs[0]`).
     tty: bool,
 }
@@ -384,6 +386,12 @@ pub(crate) fn run(args: Args, sync: OwnedFd) -> Result<(), ()> {
     }
     // Returns only if the re-exec failed: then this process serves.
     let _ = crate::handover::exec_self(&args, &h);
+    if args.shim.is_some() {
+        // The shim's fds now belong to the serving code; the pre-create
+        // loop that also holds them must never run again.
+        let r = serve(args, Some(container), h);
+        crate::sys::exit_now(i32::from(r.is_err()));
+    }
     serve(args, Some(container), h)
 }
 
@@ -622,6 +630,7 @@ impl Monitor {
         if let Some(s) = &self.shim {
             let mut shim_slots = Vec::new();
             s.slots(&mut shim_slots, &mut fds);
+            self.shim_stdin_slots(s, &mut shim_slots, &mut fds);
             slots.extend(shim_slots.into_iter().map(Slot::Shim));
         }
         let deadline = [
@@ -630,6 +639,10 @@ impl Monitor {
             self.kill_deadline,
             self.compact_deadline,
             self.shim.as_ref().and_then(|s| s.deadline()),
+            self.execs
+                .iter()
+                .filter_map(|x| x.reaped_at.map(|t| t + DRAIN))
+                .min(),
         ]
         .into_iter()
         .flatten()
@@ -787,6 +800,7 @@ impl Monitor {
     fn on_exit(&mut self, pid: i32, code: i32, signal: Option<i32>) {
         if let Some(x) = self.execs.iter_mut().find(|x| x.pid == pid) {
             x.code = Some(code);
+            x.reaped_at = Some(Instant::now());
             // Its terminal has no other writer than the process's tree.
             return;
         }
@@ -900,7 +914,8 @@ impl Monitor {
         let mut k = 0;
         while k < self.execs.len() {
             let x = &self.execs[k];
-            let drained = x.outputs.iter().all(Option::is_none);
+            let drained = x.outputs.iter().all(Option::is_none)
+                || x.reaped_at.is_some_and(|t| t.elapsed() >= DRAIN);
             if let (Some(code), true) = (x.code, drained) {
                 let (id, owner) = (x.id, x.owner);
                 self.execs.remove(k);
@@ -1332,7 +1347,11 @@ impl Monitor {
         if let Some(c) = self.container.as_ref() {
             let _ = c.kill(signal);
         }
-        let grace = Instant::now() + Duration::from_millis(timeout_ms);
+        // A grace period past what an Instant holds is no deadline at all.
+        let now = Instant::now();
+        let grace = now
+            .checked_add(Duration::from_millis(timeout_ms))
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86400));
         self.kill_deadline = Some(match self.kill_deadline {
             Some(d) => d.min(grace),
             None => grace,
@@ -1471,6 +1490,7 @@ impl Monitor {
             outputs,
             stdin,
             code: None,
+            reaped_at: None,
             tty: terminal,
         });
         Ok((id, pid))

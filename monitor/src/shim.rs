@@ -262,6 +262,10 @@ fn start(f: &Flags) -> Result<(), String> {
 struct Conn {
     stream: UnixStream,
     rbuf: Vec<u8>,
+    /// Readable at the last poll.
+    ready: bool,
+    /// Closed, or sent a frame beyond repair: dropped after this turn.
+    dead: bool,
 }
 
 /// The serving process until `Create`: connect, create, and on a failed
@@ -302,28 +306,39 @@ pub(crate) fn serve(json: &str) -> ! {
             .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
             .collect();
         drop(fds);
+        for (c, r) in conns.iter_mut().zip(&ready[1..]) {
+            c.ready = *r;
+        }
         if ready[0] {
             if let Ok((s, _)) = listener.accept() {
                 conns.push(Conn {
                     stream: s,
                     rbuf: Vec::new(),
+                    ready: false,
+                    dead: false,
                 });
             }
         }
-        let mut k = 0;
-        while k < conns.len() {
-            if !ready.get(k + 1).copied().unwrap_or(false) {
-                k += 1;
+        for conn in conns.iter_mut() {
+            if !conn.ready {
                 continue;
             }
             let mut buf = [0u8; 16 * 1024];
-            let n = conns[k].stream.read(&mut buf).unwrap_or(0);
+            let n = conn.stream.read(&mut buf).unwrap_or(0);
             if n == 0 {
-                conns.remove(k);
+                conn.dead = true;
                 continue;
             }
-            conns[k].rbuf.extend_from_slice(&buf[..n]);
-            while let Ok(Some(frame)) = ttrpc::take_frame(&mut conns[k].rbuf) {
+            conn.rbuf.extend_from_slice(&buf[..n]);
+            loop {
+                let frame = match ttrpc::take_frame(&mut conn.rbuf) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(_) => {
+                        conn.dead = true;
+                        break;
+                    }
+                };
                 if frame.kind != ttrpc::REQUEST {
                     continue;
                 }
@@ -341,7 +356,7 @@ pub(crate) fn serve(json: &str) -> ! {
                         Ok(req) => match m {
                             Method::Create if !failed => {
                                 // Returns only if the create failed.
-                                let e = create(&args, &conns[k].stream, frame.stream, req);
+                                let e = create(&args, &conn.stream, frame.stream, req);
                                 failed = true;
                                 Err(e)
                             }
@@ -354,7 +369,7 @@ pub(crate) fn serve(json: &str) -> ! {
                                 .finish()),
                             Method::Shutdown => {
                                 let _ = std::fs::remove_file(&args.socket);
-                                respond(&mut conns[k].stream, frame.stream, &Ok(Vec::new()));
+                                respond(&mut conn.stream, frame.stream, &Ok(Vec::new()));
                                 sys::exit_now(0)
                             }
                             _ => Err(Status::new(
@@ -364,10 +379,10 @@ pub(crate) fn serve(json: &str) -> ! {
                         },
                     },
                 };
-                respond(&mut conns[k].stream, frame.stream, &result);
+                respond(&mut conn.stream, frame.stream, &result);
             }
-            k += 1;
         }
+        conns.retain(|c| !c.dead);
     }
 }
 
@@ -503,6 +518,23 @@ fn mount_rootfs(bundle: &Path, mounts: &[Mount]) -> Result<bool, String> {
             nix::mount::MsFlags::from_bits_truncate(flags),
             (!data.is_empty()).then_some(data.as_str()),
         );
+        // A bind mount takes `ro` only from a second, remounting call.
+        let ro_bind = libc::MS_BIND | libc::MS_RDONLY;
+        let r = r.and_then(|()| {
+            if flags & ro_bind == ro_bind {
+                nix::mount::mount(
+                    None::<&str>,
+                    &target,
+                    None::<&str>,
+                    nix::mount::MsFlags::from_bits_truncate(
+                        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY,
+                    ),
+                    None::<&str>,
+                )
+            } else {
+                Ok(())
+            }
+        });
         if let Err(e) = r {
             for _ in 0..n {
                 let _ = nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH);
@@ -563,8 +595,18 @@ fn delete(f: &Flags) -> Result<(), String> {
                 pid = c.pid().max(0) as u64;
                 let alive = c.status() != runtime_core::Status::Stopped;
                 let _ = c.delete(true);
-                // Killed here: that is how it ended.
-                (if alive { 128 + 9 } else { 0 }, proto::time::now_nanos())
+                if alive {
+                    // Killed here: that is how it ended.
+                    (128 + 9, proto::time::now_nanos())
+                } else {
+                    // It ended while no monitor watched: the code is not
+                    // known, and 255 is containerd's word for that.
+                    eprintln!(
+                        "containerd-shim-contd-v2: task {} ended with no monitor to record its code",
+                        f.id
+                    );
+                    (255, proto::time::now_nanos())
+                }
             }
             Err(_) => (0, proto::time::now_nanos()),
         },

@@ -246,3 +246,13 @@ pub(crate) fn stdio_to_null() -> Option<std::fs::File> {
     let _ = nix::unistd::dup2_stderr(&null);
     Some(null)
 }
+
+/// `kill(pid, sig)` with the signal's number as given (real-time ones
+/// included).
+pub(crate) fn kill(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: a plain syscall on numbers.
+    if unsafe { libc::kill(pid, sig) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -671,3 +671,54 @@ fn an_image_rootfs_is_mounted_by_the_shim_and_unmounted() {
     }
     assert!(!cgroup_left(&id), "cgroup of {id} left");
 }
+
+#[test]
+fn input_larger_than_any_buffer_arrives_whole() {
+    let mut c = Containerd::start();
+    let n = std::process::id();
+    // 4 MiB on stdin, to processes that read it only after a second (the
+    // pipes fill long before): every byte must arrive.
+    let input = c.dir.path().join("input");
+    std::fs::write(&input, vec![b'x'; 4 << 20]).unwrap();
+    let id = format!("stdin-{n}");
+    c.ids.push(id.clone());
+    let root = c.rootfs.display().to_string();
+    let out = c
+        .ctr_cmd()
+        .args(["run", "--rm", "--runtime", RUNTIME, "--rootfs", &root, &id])
+        .args(["sh", "-c", "sleep 1; wc -c"])
+        .stdin(std::fs::File::open(&input).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "4194304");
+
+    let id = format!("stdin-exec-{n}");
+    let (code, out, err) = c.run(&id, &["-d"], &["sleep", "1000"]);
+    assert_eq!(code, 0, "{out} {err}");
+    let out = c
+        .ctr_cmd()
+        .args([
+            "task",
+            "exec",
+            "--exec-id",
+            "big",
+            &id,
+            "sh",
+            "-c",
+            "sleep 1; wc -c",
+        ])
+        .stdin(std::fs::File::open(&input).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "4194304");
+
+    // An exec that leaves a child holding its output still ends: its exit
+    // comes at most 2 s after it was reaped.
+    let t = Instant::now();
+    let (code, out, err) = c.exec(&id, "daemon", "sleep 1000 & echo forked; exit 5");
+    assert_eq!(code, 5, "{out} {err}");
+    assert!(out.contains("forked"), "{out} {err}");
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+}

@@ -5,7 +5,7 @@
 //! `TTRPC_ADDRESS` with a retry queue.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
@@ -71,6 +71,12 @@ struct ShimExec {
     sinks: [Option<FifoSink>; 2],
     /// Its stdin fifo, read into the process's stdin.
     stdin: Option<std::fs::File>,
+    /// Input read from the fifo that the process's stdin pipe has not
+    /// taken yet; the fifo is not read again until it has.
+    pending: Vec<u8>,
+    /// The fifo's writer closed: the process's stdin closes once
+    /// `pending` is in.
+    stdin_eof: bool,
 }
 
 /// Who waits for which process (`""`: init).
@@ -239,6 +245,8 @@ pub(crate) struct Shim {
     waiters: Vec<Waiter>,
     deleted: bool,
     shutdown: bool,
+    /// Numbers the execs' spill files (never reused).
+    next_spill: u32,
 }
 
 /// What a poll slot of the shim is.
@@ -251,6 +259,8 @@ pub(crate) enum ShimSlot {
     Stdin,
     ExecSink(usize, usize),
     ExecStdin(usize),
+    /// An exec's stdin pipe has room for its pending input.
+    ExecStdinOut(usize),
 }
 
 fn read_into(c: &mut Conn) {
@@ -337,6 +347,7 @@ impl Shim {
             waiters: Vec::new(),
             deleted: false,
             shutdown: false,
+            next_spill: 0,
             args,
         })
     }
@@ -378,20 +389,12 @@ impl Shim {
                 fds.push(PollFd::new(fd, PollFlags::POLLOUT));
             }
         }
-        if let Some(f) = &self.stdin {
-            slots.push(ShimSlot::Stdin);
-            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
-        }
         for (e, x) in self.execs.iter().enumerate() {
             for (i, s) in x.sinks.iter().enumerate() {
                 if let Some(fd) = s.as_ref().filter(|s| s.pending()).and_then(FifoSink::fd) {
                     slots.push(ShimSlot::ExecSink(e, i));
                     fds.push(PollFd::new(fd, PollFlags::POLLOUT));
                 }
-            }
-            if let (Some(f), Some(_)) = (&x.stdin, x.started) {
-                slots.push(ShimSlot::ExecStdin(e));
-                fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
             }
         }
     }
@@ -542,6 +545,8 @@ impl Monitor {
                 let Some(f) = shim.stdin.as_mut() else {
                     return;
                 };
+                // Polled only while nothing waits for the container's
+                // stdin: what is read here is all it holds.
                 match f.read(buf) {
                     Ok(0) => {
                         // Its writer closed: the end of the container's input.
@@ -552,9 +557,7 @@ impl Monitor {
                         self.flush_stdin();
                     }
                     Ok(n) => {
-                        if self.stdin.is_some()
-                            && self.stdin_pending.len() + n <= super::MAX_STDIN_PENDING
-                        {
+                        if self.stdin.is_some() {
                             self.stdin_pending.extend_from_slice(&buf[..n]);
                             self.flush_stdin();
                         }
@@ -568,38 +571,87 @@ impl Monitor {
                 let Some(x) = shim.execs.get_mut(e) else {
                     return;
                 };
-                let (started, terminal) = (x.started, x.req.terminal);
                 let Some(f) = x.stdin.as_mut() else {
                     return;
                 };
-                let got = f.read(buf);
-                let ended = match &got {
-                    Ok(0) => true,
-                    Ok(_) => false,
-                    Err(err) => !matches!(
-                        err.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ),
-                };
-                if ended {
-                    x.stdin = None;
-                }
-                let target = self.execs.iter_mut().find(|m| Some(m.id) == started);
-                match got {
-                    // Its writer closed: the end of the process's input
-                    // (a terminal has none to pass on).
+                match f.read(buf) {
                     Ok(0) => {
-                        if let (Some(m), false) = (target, terminal) {
-                            m.stdin = None;
-                        }
+                        x.stdin = None;
+                        x.stdin_eof = true;
                     }
-                    Ok(n) => {
-                        if let Some(s) = target.and_then(|m| m.stdin.as_mut()) {
-                            let _ = s.write(&buf[..n]);
-                        }
+                    Ok(n) => x.pending.extend_from_slice(&buf[..n]),
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        x.stdin = None;
+                        x.stdin_eof = true;
                     }
-                    Err(_) => {}
                 }
+                self.exec_stdin_flush(e);
+            }
+            ShimSlot::ExecStdinOut(e) => self.exec_stdin_flush(e),
+        }
+    }
+
+    /// Moves an exec's pending input into its stdin pipe, as far as it
+    /// takes it; closes the pipe after the input's end.
+    fn exec_stdin_flush(&mut self, e: usize) {
+        let Some(x) = self.shim.as_deref_mut().and_then(|s| s.execs.get_mut(e)) else {
+            return;
+        };
+        let (started, terminal) = (x.started, x.req.terminal);
+        let Some(m) = self.execs.iter_mut().find(|m| Some(m.id) == started) else {
+            // The process is gone: its input has nowhere to go.
+            x.pending.clear();
+            return;
+        };
+        match m.stdin.as_mut() {
+            Some(pipe) => {
+                if !crate::sys::write_ready(pipe, &mut x.pending) {
+                    // It closed its stdin.
+                    x.pending.clear();
+                    if !terminal {
+                        m.stdin = None;
+                    }
+                }
+            }
+            None => x.pending.clear(),
+        }
+        if x.stdin_eof && x.pending.is_empty() && !terminal {
+            m.stdin = None;
+        }
+    }
+
+    /// The stdin slots, which depend on the monitor's state: a fifo is read
+    /// only when what was read from it before is in the process's stdin.
+    pub(super) fn shim_stdin_slots<'a>(
+        &'a self,
+        shim: &'a Shim,
+        slots: &mut Vec<ShimSlot>,
+        fds: &mut Vec<nix::poll::PollFd<'a>>,
+    ) {
+        use nix::poll::{PollFd, PollFlags};
+        if let (Some(f), true) = (&shim.stdin, self.stdin_pending.is_empty()) {
+            slots.push(ShimSlot::Stdin);
+            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+        }
+        for (e, x) in shim.execs.iter().enumerate() {
+            let Some(id) = x.started else {
+                continue;
+            };
+            if !x.pending.is_empty() {
+                let pipe = self
+                    .execs
+                    .iter()
+                    .find(|m| m.id == id)
+                    .and_then(|m| m.stdin.as_ref());
+                if let Some(p) = pipe {
+                    slots.push(ShimSlot::ExecStdinOut(e));
+                    fds.push(PollFd::new(p.as_fd(), PollFlags::POLLOUT));
+                }
+            } else if let Some(f) = &x.stdin {
+                slots.push(ShimSlot::ExecStdin(e));
+                fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
             }
         }
     }
@@ -824,8 +876,9 @@ impl Monitor {
                 (None, None) => STATUS_CREATED,
             };
             let (code, at) = x.exit.unwrap_or((0, 0));
+            // As runc's shim: an exec's state carries its own id.
             let mut m = Enc::new()
-                .str(1, &args.id)
+                .str(1, e)
                 .str(2, &args.bundle.display().to_string())
                 .uint(3, u64::from(x.pid))
                 .uint(4, st)
@@ -889,18 +942,20 @@ impl Monitor {
                 .iter()
                 .find(|x| x.exec_id == e)
                 .ok_or_else(|| not_found_exec(e))?;
-            if x.exit.is_some() || x.started.is_none() {
+            // Reaped already (its exit may wait for its output): its pid
+            // may be another process's by now.
+            let running = x.exit.is_none()
+                && x.started
+                    .is_some_and(|id| self.execs.iter().any(|m| m.id == id && m.code.is_none()));
+            if !running {
                 return Err(status(
                     Code::NotFound,
                     format!("process {e} is not running"),
                 ));
             }
-            return nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(x.pid as i32),
-                nix::sys::signal::Signal::try_from(signal).ok(),
-            )
-            .map(|()| Vec::new())
-            .map_err(|err| status(Code::Internal, format!("signal process {e}: {err}")));
+            return crate::sys::kill(x.pid as i32, signal)
+                .map(|()| Vec::new())
+                .map_err(|err| status(Code::Internal, format!("signal process {e}: {err}")));
         }
         if self.exit.is_some() || self.reaped.is_some() {
             return Err(status(Code::NotFound, "process already finished"));
@@ -1102,7 +1157,8 @@ impl Monitor {
         serde_json::from_slice::<oci_spec::runtime::Process>(&spec.value)
             .map_err(|e| status(Code::InvalidArgument, format!("spec: {e}")))?;
         let dir = shim.args.bundle.clone();
-        let n = shim.execs.len();
+        let n = shim.next_spill;
+        shim.next_spill += 1;
         let exec_id = req.exec_id.clone();
         let sinks = [
             sink(&req.stdout, dir.join(format!(".exec{n}.stdout.spill"))),
@@ -1121,6 +1177,8 @@ impl Monitor {
             exit: None,
             sinks,
             stdin,
+            pending: Vec::new(),
+            stdin_eof: false,
         });
         let ev = Enc::new().str(1, &shim.args.id).str(2, &exec_id);
         shim.publish("/tasks/exec-added", "TaskExecAdded", ev);
@@ -1187,6 +1245,18 @@ impl Monitor {
         let mut x = shim.execs.remove(k);
         for s in x.sinks.iter_mut().flatten() {
             s.close();
+        }
+        // Waits for an exec that never started end with it.
+        let mut w = 0;
+        while w < shim.waiters.len() {
+            if shim.waiters[w].exec_id == exec_id {
+                let waiter = shim.waiters.remove(w);
+                if let Some(c) = shim.conns.get_mut(waiter.conn) {
+                    c.respond(waiter.stream, &Err(not_found_exec(exec_id)));
+                }
+                continue;
+            }
+            w += 1;
         }
         let (code, at) = x.exit.unwrap_or((0, proto::time::now_nanos()));
         Ok(Enc::new()
