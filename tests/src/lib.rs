@@ -48,6 +48,16 @@ pub fn pid_alive(pid: i64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
 
+/// The parent of process `pid` (field 4 of /proc/PID/stat).
+pub fn ppid(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no ppid in /proc/{pid}/stat: {stat}"))
+}
+
 /// A seeded xorshift generator: the same seed, the same run.
 #[derive(Debug)]
 pub struct Rng(pub u64);

@@ -327,17 +327,7 @@ fn the_monitor_reexecs_itself_with_only_its_own_fds() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // init is still the monitor's child: its parent pid is the monitor.
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", m.init)).unwrap();
-    let ppid: i32 = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(ppid, m.monitor);
+    assert_eq!(contd_tests::ppid(m.init), m.monitor);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use contd_tests::containerd::{Containerd, RUNTIME};
-use contd_tests::{bin_dir, Pty};
+use contd_tests::{bin_dir, ppid, Pty};
 
 fn cgroup_left(id: &str) -> bool {
     Path::new("/sys/fs/cgroup/memory/default").join(id).exists()
@@ -81,17 +81,7 @@ fn ctr_runs_tasks_through_the_contd_shim() {
     let shim = c.shim_pid(&id);
     let exe = std::fs::read_link(format!("/proc/{shim}/exe")).unwrap();
     assert_eq!(exe, bin_dir().join("contd-monitor"));
-    let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let ppid: i32 = ppid
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(ppid, shim, "init is the shim's child");
+    assert_eq!(ppid(pid), shim, "init is the shim's child");
 
     let events = c.events_during(|| {
         let (code, out, err) = c.exec(&id, "e1", "echo in-exec; exit 3");
