@@ -822,28 +822,39 @@ impl Monitor {
             Method::ResizePty => self.task_resize(exec.as_deref(), req.width, req.height),
             Method::CloseIo => {
                 if req.close_stdin {
+                    // What the writer put in the fifo before it asked for
+                    // the close goes in first (ctr writes, closes its end,
+                    // then calls CloseIO: the fifo may still hold a pipe's
+                    // worth).
+                    let mut buf = [0u8; 16 * 1024];
                     match exec {
                         None => {
-                            self.shim_mut().stdin = None;
+                            let mut rest = Vec::new();
+                            let shim = self.shim_mut();
+                            if let Some(f) = shim.stdin.as_mut() {
+                                crate::sys::read_ready(f, &mut rest, &mut buf);
+                            }
+                            shim.stdin = None;
+                            if self.stdin.is_some() {
+                                self.stdin_pending.extend_from_slice(&rest);
+                            }
                             if self.tty.is_none() {
                                 self.stdin_eof = true;
-                                self.flush_stdin();
                             }
+                            self.flush_stdin();
                         }
                         Some(e) => {
-                            let started =
-                                match self.shim_mut().execs.iter_mut().find(|x| x.exec_id == e) {
-                                    None => return Some(Err(not_found_exec(&e))),
-                                    Some(x) => {
-                                        x.stdin = None;
-                                        (x.started, x.req.terminal)
-                                    }
-                                };
-                            if let (Some(id), false) = started {
-                                if let Some(m) = self.execs.iter_mut().find(|m| m.id == id) {
-                                    m.stdin = None;
-                                }
+                            let shim = self.shim_mut();
+                            let Some(k) = shim.execs.iter().position(|x| x.exec_id == e) else {
+                                return Some(Err(not_found_exec(&e)));
+                            };
+                            let x = &mut shim.execs[k];
+                            if let Some(f) = x.stdin.as_mut() {
+                                crate::sys::read_ready(f, &mut x.pending, &mut buf);
                             }
+                            x.stdin = None;
+                            x.stdin_eof = true;
+                            self.exec_stdin_flush(k);
                         }
                     }
                 }
