@@ -48,6 +48,22 @@ pub fn pid_alive(pid: i64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
 
+/// Waits for a child process (a client under test) at most `secs`; its
+/// exit code. Kills it and panics past the deadline.
+pub fn wait_code(child: &mut std::process::Child, secs: u64) -> i32 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.code().unwrap_or(-1);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the client did not exit within {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// The parent of process `pid` (field 4 of /proc/PID/stat).
 pub fn ppid(pid: i32) -> i32 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();

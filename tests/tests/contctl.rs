@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use contd_tests::{bin_dir, Pty, TestEnv};
+use contd_tests::{bin_dir, wait_code, Pty, TestEnv};
 
 fn contctl(env: &TestEnv) -> Command {
     let mut c = Command::new(bin_dir().join("contctl"));
@@ -18,21 +18,6 @@ fn contctl(env: &TestEnv) -> Command {
 /// Sends `sig` to process `pid`.
 fn signal(pid: i32, sig: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).unwrap();
-}
-
-/// Waits for a child with a deadline; its exit code.
-fn wait_code(child: &mut std::process::Child, secs: u64) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st.code().unwrap_or(-1);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("contctl did not exit within {secs} s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -7,11 +7,11 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use contd_tests::containerd::{Containerd, RUNTIME};
-use contd_tests::{bin_dir, ppid, Pty};
+use contd_tests::{bin_dir, ppid, wait_code, Pty};
 
 fn cgroup_left(id: &str) -> bool {
     Path::new("/sys/fs/cgroup/memory/default").join(id).exists()
@@ -125,7 +125,7 @@ fn ctr_runs_tasks_through_the_contd_shim() {
     assert!(resized, "the exec's terminal kept its size: {}", pty.seen);
     pty.write(b"tty; exit 4\r");
     assert!(pty.until("/dev/pts/", 10), "{}", pty.seen);
-    assert_eq!(wait_child(&mut exec), 4, "{}", pty.seen);
+    assert_eq!(wait_code(&mut exec, 20), 4, "{}", pty.seen);
 
     let events = c.events_during(|| {
         let (code, out, err) = c.ctr(&["task", "pause", &id]);
@@ -437,21 +437,6 @@ fn topics_of<'a>(events: &'a str, needle: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// Waits for a client with a deadline; its exit code.
-fn wait_child(child: &mut Child) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st.code().unwrap_or(-1);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the client did not exit within 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn the_shim_says_its_version_and_runtime_info() {
     let dir = tempfile::tempdir().unwrap();
@@ -506,7 +491,7 @@ fn a_terminal_task_in_the_foreground() {
     pty.write(b"echo typed-$((6*7))\r");
     assert!(pty.until("typed-42", 10), "{}", pty.seen);
     pty.write(b"exit 5\r");
-    assert_eq!(wait_child(&mut run), 5, "{}", pty.seen);
+    assert_eq!(wait_code(&mut run, 20), 5, "{}", pty.seen);
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
